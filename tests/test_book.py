@@ -1,0 +1,202 @@
+"""The book as a whole: its table of contents, the committed form of the chapters,
+the build with warnings as errors, and the built HTML in a real headless browser."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shutil
+import threading
+import urllib.parse
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import nbtools
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def toc_files() -> list[str]:
+    """Files named in _toc.yml (root and chapters), without extension."""
+    text = (ROOT / "_toc.yml").read_text()
+    return re.findall(r"^\s*(?:root|- file):\s*(\S+)", text, re.M)
+
+
+def chapter_pages() -> list[str]:
+    return [f for f in toc_files() if (ROOT / f"{f}.ipynb").is_file()]
+
+
+def test_toc_lists_exactly_the_chapters_that_exist():
+    listed = toc_files()
+    for entry in listed:
+        assert any((ROOT / f"{entry}{ext}").is_file() for ext in (".ipynb", ".md")), f"_toc.yml: {entry} missing"
+    on_disk = {f"book/{p.stem}" for p in (ROOT / "book").glob("*.ipynb")}
+    assert on_disk <= set(listed), f"chapters not in _toc.yml: {sorted(on_disk - set(listed))}"
+
+
+@pytest.mark.parametrize("path", nbtools.chapters(), ids=lambda p: p.name)
+def test_chapter_is_in_committed_form(path):
+    """Outputs only in NBVAL_CHECK_OUTPUT cells, the canonical setup cell first."""
+    assert nbtools.problems(path) == []
+
+
+def test_setup_cell_installs_from_the_configured_repository():
+    url = nbtools.repository_url()
+    assert url.startswith("https://github.com/"), url
+    assert f"git+{url}" in nbtools.setup_cell()
+
+
+def test_committed_form_checker_catches_stray_outputs(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(nbtools.setup_cell()), nbformat.v4.new_code_cell("print(1)")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    assert any("not NBVAL_CHECK_OUTPUT" in p for p in nbtools.problems(path))
+    nbtools.strip(nb)
+    nbformat.write(nb, path)
+    assert nbtools.problems(path) == []
+
+
+# --- the built book ---------------------------------------------------------
+
+
+def test_book_builds_with_warnings_as_errors(built_book):
+    assert (built_book / "index.html").is_file()
+    for page in chapter_pages():
+        assert (built_book / f"{page}.html").is_file(), page
+
+
+def test_no_page_references_an_external_script_or_stylesheet(built_book):
+    bad = []
+    for html in built_book.rglob("*.html"):
+        text = html.read_text(errors="replace")
+        for m in re.finditer(r"<(?:script|link)\b[^>]*?(?:src|href)=\"(https?:)?//([^\"]+)\"", text):
+            tag = m.group(0)
+            if "<link" in tag and not re.search(r'rel="(stylesheet|preload|modulepreload)"', tag):
+                continue
+            bad.append(f"{html.relative_to(built_book)}: {tag}")
+    assert bad == []
+
+
+def test_chapter_pages_have_a_colab_button_to_their_notebook(built_book):
+    url = nbtools.repository_url().removeprefix("https://github.com/")
+    for page in chapter_pages():
+        text = (built_book / f"{page}.html").read_text()
+        target = f"https://colab.research.google.com/github/{url}/blob/main/{page}.ipynb"
+        assert target in text, f"{page}: no Colab link to {target}"
+
+
+# --- headless Chromium ------------------------------------------------------
+
+# Console errors allowed by exact text. Empty: the theme's duplicate THEBE_JS_URL
+# declaration is fixed in book/_ext/bookfixes.py, the favicon is served.
+ALLOWED_CONSOLE: set[str] = set()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def book_server(built_book):
+    handler = functools.partial(_QuietHandler, directory=str(built_book))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.fail("chromium is not installed (.ci/run installs the Debian packages chromium and chromium-driver)")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), executable_path=exe, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )
+        yield context
+        context.close()
+
+
+def visit(browser, url: str) -> dict:
+    """Open a page; collect console errors, page errors and any request leaving 127.0.0.1."""
+    page = browser.new_page()
+    seen = {"console": [], "errors": [], "external": [], "failed": []}
+
+    def on_console(msg):
+        if msg.type == "error" and not any(a in msg.text for a in ALLOWED_CONSOLE):
+            seen["console"].append(msg.text)
+
+    def on_route(route):
+        host = urllib.parse.urlparse(route.request.url).hostname
+        if host in {"127.0.0.1", None} or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            seen["external"].append(route.request.url)
+            route.abort()
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: seen["errors"].append(str(exc)))
+    page.on("requestfailed", lambda req: seen["failed"].append(req.url))
+    page.route("**/*", on_route)
+    page.goto(url, wait_until="networkidle")
+    page.wait_for_timeout(500)
+    seen["page"] = page
+    return seen
+
+
+@pytest.mark.parametrize("page_name", ["book/intro"] + chapter_pages())
+def test_page_renders_in_chromium_without_errors_or_external_requests(browser, book_server, page_name):
+    seen = visit(browser, f"{book_server}/{page_name}.html")
+    page = seen.pop("page")
+    try:
+        assert page.title().strip(), "empty <title>"
+        assert page.locator("main h1").count() >= 1, "no chapter heading"
+        assert seen["errors"] == [] and seen["console"] == [], seen
+        assert seen["external"] == [], f"requests leaving the machine: {seen['external']}"
+        assert seen["failed"] == [], f"failed requests: {seen['failed']}"
+        if page_name != "book/intro":
+            imgs = page.locator("main img")
+            assert imgs.count() >= 1, "no figure"
+            ok = page.evaluate("() => Array.from(document.querySelectorAll('main img'))"
+                               ".every(i => i.complete && i.naturalWidth > 0)")
+            assert ok, "a figure did not load"
+            mathjax = page.locator("mjx-container")
+            raw_tex = page.locator("main").inner_text().count("$$")
+            assert raw_tex == 0 or mathjax.count() > 0, "math left unrendered"
+    finally:
+        page.close()
+
+
+def widget_pages() -> list[str]:
+    out = []
+    for page in chapter_pages():
+        nb = json.loads((ROOT / f"{page}.ipynb").read_text())
+        if any("widgets" in c.get("source", "") if isinstance(c.get("source"), str)
+               else "widgets" in "".join(c.get("source", [])) for c in nb["cells"] if c["cell_type"] == "code"):
+            out.append(page)
+    return out
+
+
+@pytest.mark.parametrize("page_name", widget_pages() or [pytest.param("none", marks=pytest.mark.skip("no widget pages yet"))])
+def test_widgets_render_from_embedded_state(browser, book_server, page_name):
+    seen = visit(browser, f"{book_server}/{page_name}.html")
+    page = seen.pop("page")
+    try:
+        page.wait_for_selector(".jupyter-widgets", timeout=15000)
+        assert page.locator(".jupyter-widgets").count() >= 1
+        assert seen["external"] == [] and seen["errors"] == [], seen
+    finally:
+        page.close()
