@@ -79,18 +79,22 @@ def problems(path: Path) -> list[str]:
 
 
 def strip(nb) -> None:
-    """Drop every output except those of checked cells; clear execution counts."""
+    """Drop every output except those of checked cells, which get a stable execution count."""
+    count = 0
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
+        count += 1
+        cell.metadata.pop("execution", None)
         if is_checked(cell):
+            # nbval refuses a cell with outputs and no execution count ("unrun reference cell")
+            cell.execution_count = count
             for o in cell.outputs:
                 if "execution_count" in o:
-                    o["execution_count"] = None
+                    o["execution_count"] = count
         else:
+            cell.execution_count = None
             cell.outputs = []
-        cell.metadata.pop("execution", None)
 
 
 def refresh(path: Path, timeout: int = 1200) -> None:

@@ -200,3 +200,23 @@ def test_widgets_render_from_embedded_state(browser, book_server, page_name):
         assert seen["external"] == [] and seen["errors"] == [], seen
     finally:
         page.close()
+
+
+def test_nbval_fails_when_a_checked_number_drifts(tmp_path):
+    """The NBVAL_CHECK_OUTPUT scheme really compares: a stored number that the code no longer prints fails."""
+    import subprocess
+    import sys
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cell = nbformat.v4.new_code_cell(f"{nbtools.CHECK_MARK}\nprint(6 * 7)", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="41\n")]
+    nb.cells = [cell]
+    path = tmp_path / "drift.ipynb"
+    nbformat.write(nb, path)
+    run = lambda: subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+                                  "--nbval-current-env", str(path)], capture_output=True, text=True, cwd=tmp_path)
+    assert run().returncode == 1
+    cell.outputs[0]["text"] = "42\n"
+    nbformat.write(nb, path)
+    assert run().returncode == 0
