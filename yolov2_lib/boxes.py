@@ -1,0 +1,296 @@
+"""Box formats, intersection over union and non-maximum suppression.
+
+Chapter 3 (anchor boxes by k-means) uses the shape-only IoU of ``wh_iou``;
+chapter 5 (direct location prediction) converts between ``xyxy`` and
+``cxcywh``; chapter 9 (detections on real images) uses ``nms`` and
+``batched_nms``.
+
+Conventions used across the library:
+
+- ``boxes`` are ``(x1, y1, x2, y2)`` ("xyxy") unless a name says ``cxcywh``
+  (centre x, centre y, width, height).
+- Coordinates are continuous: a box from x1 to x2 has width ``x2 - x1``.
+- Every function accepts leading batch dimensions where that makes sense and
+  works on whatever device its inputs live on; nothing is moved between
+  devices.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "xyxy_to_cxcywh",
+    "cxcywh_to_xyxy",
+    "normalize_boxes",
+    "denormalize_boxes",
+    "box_area",
+    "box_iou",
+    "aligned_box_iou",
+    "wh_iou",
+    "nms",
+    "batched_nms",
+]
+
+
+def _check_last_dim(t: Tensor, size: int, name: str) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"Expected {name} to be a torch.Tensor, got {type(t).__name__}.")
+    if t.dim() == 0 or t.shape[-1] != size:
+        raise ValueError(f"Expected {name} of shape (..., {size}), got {tuple(t.shape)}.")
+
+
+def _check_same_device(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
+    if a.device != b.device:
+        raise ValueError(
+            f"Expected {name_a} and {name_b} on the same device, got {a.device} and {b.device}."
+        )
+
+
+def _safe_divide(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` where ``den > 0``, else 0 (and no NaN in the gradient)."""
+    positive = den > 0
+    return torch.where(positive, num / torch.where(positive, den, torch.ones_like(den)), 0.0)
+
+
+# ---------------------------------------------------------------- formats
+
+
+def xyxy_to_cxcywh(boxes: Tensor) -> Tensor:
+    """Convert ``(x1, y1, x2, y2)`` boxes to ``(cx, cy, w, h)``.
+
+    Args:
+        boxes: (..., 4) corners.
+
+    Returns:
+        (..., 4) centre and size, same dtype and device.
+    """
+    _check_last_dim(boxes, 4, "boxes")
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), dim=-1)
+
+
+def cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """Convert ``(cx, cy, w, h)`` boxes to ``(x1, y1, x2, y2)``.
+
+    Args:
+        boxes: (..., 4) centre and size.
+
+    Returns:
+        (..., 4) corners, same dtype and device.
+    """
+    _check_last_dim(boxes, 4, "boxes")
+    cx, cy, w, h = boxes.unbind(-1)
+    return torch.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), dim=-1)
+
+
+def _xy_scale(boxes: Tensor, width: float | Tensor, height: float | Tensor) -> Tensor:
+    """(..., 4) factors (width, height, width, height) broadcast against ``boxes``."""
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, Tensor):
+            _check_same_device(boxes, value, "boxes", name)
+    dtype = boxes.dtype if boxes.is_floating_point() else torch.get_default_dtype()
+    w = torch.as_tensor(width, dtype=dtype, device=boxes.device)
+    h = torch.as_tensor(height, dtype=dtype, device=boxes.device)
+    if bool((w <= 0).any()) or bool((h <= 0).any()):
+        raise ValueError(f"Expected positive width and height, got {width} and {height}.")
+    w, h = torch.broadcast_tensors(w, h)
+    return torch.stack((w, h, w, h), dim=-1)  # (..., 4)
+
+
+def normalize_boxes(boxes: Tensor, width: float | Tensor, height: float | Tensor) -> Tensor:
+    """Divide x coordinates by ``width`` and y coordinates by ``height``.
+
+    Works for ``xyxy`` and ``cxcywh`` alike (both hold x, y, x-like, y-like).
+
+    Args:
+        boxes: (..., 4) boxes in pixels.
+        width: image width, a number or a tensor broadcastable to ``boxes.shape[:-1]``
+            (for example (B, 1) for per-image sizes of (B, N, 4) boxes).
+        height: image height, same rules as ``width``.
+
+    Returns:
+        (..., 4) boxes in [0, 1] image units (floating point).
+    """
+    _check_last_dim(boxes, 4, "boxes")
+    scale = _xy_scale(boxes, width, height)
+    return boxes / scale
+
+
+def denormalize_boxes(boxes: Tensor, width: float | Tensor, height: float | Tensor) -> Tensor:
+    """Inverse of :func:`normalize_boxes`: multiply x by ``width`` and y by ``height``.
+
+    Args:
+        boxes: (..., 4) boxes in [0, 1] image units.
+        width: image width (number or tensor broadcastable to ``boxes.shape[:-1]``).
+        height: image height.
+
+    Returns:
+        (..., 4) boxes in pixels.
+    """
+    _check_last_dim(boxes, 4, "boxes")
+    scale = _xy_scale(boxes, width, height)
+    return boxes * scale
+
+
+# ---------------------------------------------------------------- IoU
+
+
+def box_area(boxes: Tensor) -> Tensor:
+    """Area of ``(x1, y1, x2, y2)`` boxes; an inverted box (x2 < x1 or y2 < y1) has area 0.
+
+    Args:
+        boxes: (..., 4) corners.
+
+    Returns:
+        (...) areas.
+    """
+    _check_last_dim(boxes, 4, "boxes")
+    w = (boxes[..., 2] - boxes[..., 0]).clamp(min=0)
+    h = (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
+    return w * h
+
+
+def aligned_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Elementwise IoU of two broadcastable sets of ``xyxy`` boxes.
+
+    Args:
+        boxes1: (..., 4) corners.
+        boxes2: (..., 4) corners, broadcastable against ``boxes1``.
+
+    Returns:
+        (...) IoU in [0, 1]; 0 where the union is empty.
+    """
+    _check_last_dim(boxes1, 4, "boxes1")
+    _check_last_dim(boxes2, 4, "boxes2")
+    _check_same_device(boxes1, boxes2, "boxes1", "boxes2")
+    top_left = torch.maximum(boxes1[..., :2], boxes2[..., :2])  # (..., 2)
+    bottom_right = torch.minimum(boxes1[..., 2:], boxes2[..., 2:])  # (..., 2)
+    wh = (bottom_right - top_left).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = box_area(boxes1) + box_area(boxes2) - inter
+    return _safe_divide(inter, union)
+
+
+def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Pairwise IoU between every box of ``boxes1`` and every box of ``boxes2``.
+
+    Args:
+        boxes1: (..., N, 4) corners.
+        boxes2: (..., M, 4) corners; leading dimensions broadcast with ``boxes1``'s.
+
+    Returns:
+        (..., N, M) IoU in [0, 1]; 0 where the union is empty.
+    """
+    _check_last_dim(boxes1, 4, "boxes1")
+    _check_last_dim(boxes2, 4, "boxes2")
+    if boxes1.dim() < 2 or boxes2.dim() < 2:
+        raise ValueError(
+            f"Expected boxes1 (..., N, 4) and boxes2 (..., M, 4), "
+            f"got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}."
+        )
+    return aligned_box_iou(boxes1.unsqueeze(-2), boxes2.unsqueeze(-3))  # (..., N, M)
+
+
+def wh_iou(wh1: Tensor, wh2: Tensor) -> Tensor:
+    """Shape-only IoU of ``(w, h)`` pairs, as if both boxes shared their centre.
+
+    This is the similarity of chapter 3's k-means (distance ``1 - wh_iou``) and the
+    rule that picks the responsible anchor in the loss.
+
+    Args:
+        wh1: (..., N, 2) widths and heights.
+        wh2: (..., M, 2) widths and heights; leading dimensions broadcast.
+
+    Returns:
+        (..., N, M) IoU in [0, 1]; 0 where the union is empty.
+    """
+    _check_last_dim(wh1, 2, "wh1")
+    _check_last_dim(wh2, 2, "wh2")
+    _check_same_device(wh1, wh2, "wh1", "wh2")
+    if wh1.dim() < 2 or wh2.dim() < 2:
+        raise ValueError(
+            f"Expected wh1 (..., N, 2) and wh2 (..., M, 2), "
+            f"got {tuple(wh1.shape)} and {tuple(wh2.shape)}."
+        )
+    a = wh1.clamp(min=0).unsqueeze(-2)  # (..., N, 1, 2)
+    b = wh2.clamp(min=0).unsqueeze(-3)  # (..., 1, M, 2)
+    inter = torch.minimum(a, b).prod(-1)  # (..., N, M)
+    union = a.prod(-1) + b.prod(-1) - inter
+    return _safe_divide(inter, union)
+
+
+# ---------------------------------------------------------------- NMS
+
+
+def _check_nms_inputs(boxes: Tensor, scores: Tensor) -> None:
+    _check_last_dim(boxes, 4, "boxes")
+    if boxes.dim() != 2:
+        raise ValueError(f"Expected boxes of shape (N, 4), got {tuple(boxes.shape)}.")
+    if not isinstance(scores, Tensor) or scores.shape != boxes.shape[:1]:
+        got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
+        raise ValueError(f"Expected scores of shape ({boxes.shape[0]},), got {got}.")
+    _check_same_device(boxes, scores, "boxes", "scores")
+
+
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """Greedy non-maximum suppression (torchvision semantics).
+
+    Visit boxes by decreasing score; keep a box and drop every remaining box whose
+    IoU with it is strictly greater than ``iou_threshold``. The loop runs once per
+    *kept* box and each pass is one vectorised IoU row over the survivors, so the
+    cost is O(kept x N) time and O(N) memory.
+
+    Args:
+        boxes: (N, 4) corners.
+        scores: (N,) scores.
+        iou_threshold: suppress boxes with IoU above this value.
+
+    Returns:
+        (K,) int64 indices into ``boxes`` of the kept boxes, by decreasing score.
+    """
+    _check_nms_inputs(boxes, scores)
+    order = torch.argsort(scores, descending=True, stable=True)  # (N,)
+    x1, y1, x2, y2 = boxes[order].unbind(-1)  # each (N,), by decreasing score
+    area = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
+    alive = torch.arange(order.numel(), device=boxes.device)  # sorted positions still in play
+    keep: list[Tensor] = []
+    while alive.numel() > 0:
+        best, rest = alive[0], alive[1:]
+        keep.append(best)
+        w = (torch.minimum(x2[best], x2[rest]) - torch.maximum(x1[best], x1[rest])).clamp(min=0)
+        h = (torch.minimum(y2[best], y2[rest]) - torch.maximum(y1[best], y1[rest])).clamp(min=0)
+        inter = w * h
+        iou = inter / (area[best] + area[rest] - inter)  # NaN only for two empty boxes: kept
+        alive = rest[~(iou > iou_threshold)]
+    if not keep:
+        return torch.empty(0, dtype=torch.int64, device=boxes.device)
+    return order[torch.stack(keep)]
+
+
+def batched_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
+    """Class-wise NMS: boxes of different classes never suppress each other.
+
+    Shifts each class's boxes by ``class * (max coordinate span + 1)`` so that
+    boxes of different classes cannot overlap, then runs one :func:`nms`.
+
+    Args:
+        boxes: (N, 4) corners.
+        scores: (N,) scores.
+        classes: (N,) integer class of each box.
+        iou_threshold: suppress boxes of the same class with IoU above this value.
+
+    Returns:
+        (K,) int64 indices into ``boxes`` of the kept boxes, by decreasing score.
+    """
+    _check_nms_inputs(boxes, scores)
+    if not isinstance(classes, Tensor) or classes.shape != scores.shape:
+        got = tuple(classes.shape) if isinstance(classes, Tensor) else type(classes).__name__
+        raise ValueError(f"Expected classes of shape ({boxes.shape[0]},), got {got}.")
+    _check_same_device(boxes, classes, "boxes", "classes")
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.int64, device=boxes.device)
+    span = boxes.max() - boxes.min() + 1
+    shifted = boxes - boxes.min() + (classes.to(boxes.dtype) * span)[:, None]  # (N, 4)
+    return nms(shifted, scores, iou_threshold)

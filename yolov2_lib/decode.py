@@ -1,0 +1,369 @@
+"""Direct location prediction: from the raw head tensor to boxes and detections.
+
+Chapter 5 (direct location prediction) explains :func:`decode_boxes` and
+:func:`encode_boxes`; chapter 9 (detections on real images) uses
+:func:`postprocess` and :func:`letterbox_params`.
+
+For the cell in column ``c_x`` and row ``c_y`` of an ``H x W`` grid and an
+anchor (prior) of size ``(p_w, p_h)`` in grid-cell units, YOLO v2 predicts
+``t_x, t_y, t_w, t_h`` and reads the box as (paper, eq. 3; darknet's
+``get_region_box``)::
+
+    b_x = (sigmoid(t_x) + c_x) / W        b_w = p_w * exp(t_w) / W
+    b_y = (sigmoid(t_y) + c_y) / H        b_h = p_h * exp(t_h) / H
+
+so every box is in normalised ``cxcywh`` image units and its centre cannot
+leave the cell that predicts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .boxes import batched_nms, cxcywh_to_xyxy
+
+__all__ = [
+    "Decoded",
+    "Letterbox",
+    "cell_offsets",
+    "decode_boxes",
+    "encode_boxes",
+    "decode",
+    "letterbox_params",
+    "letterbox_resized_size",
+    "postprocess",
+]
+
+
+class Decoded(NamedTuple):
+    """Decoded head output.
+
+    Attributes:
+        boxes: (B, H, W, A, 4) normalised ``cxcywh`` boxes.
+        objectness: (B, H, W, A) probability that the anchor holds an object.
+        class_probs: (B, H, W, A, C) class probabilities given an object.
+    """
+
+    boxes: Tensor
+    objectness: Tensor
+    class_probs: Tensor
+
+
+class Letterbox(NamedTuple):
+    """How an image sits inside a letterboxed network input.
+
+    The image of size ``(w, h)`` is resized by ``scale`` to
+    :func:`letterbox_resized_size` and pasted with its top-left corner at
+    ``(pad_x, pad_y)`` of the input; a point ``x`` of the image lands at
+    ``x * scale + pad_x``. Because the resized size is rounded to whole pixels,
+    the exact factors are ``new_w / w`` and ``new_h / h`` (they differ from
+    ``scale`` by less than half a pixel over the image); :func:`postprocess`
+    undoes the letterbox with those exact factors.
+    """
+
+    scale: float
+    pad_x: int
+    pad_y: int
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _as_anchors(anchors: Tensor | Sequence[Sequence[float]], like: Tensor) -> Tensor:
+    """(A, 2) anchors as a tensor of ``like``'s dtype; never moves a tensor across devices."""
+    if isinstance(anchors, Tensor):
+        if anchors.device != like.device:
+            raise ValueError(
+                f"Expected anchors on {like.device} (the device of the input), got {anchors.device}."
+            )
+        anchors = anchors.to(like.dtype)
+    else:
+        anchors = torch.as_tensor(anchors, dtype=like.dtype, device=like.device)
+    if anchors.dim() != 2 or anchors.shape[1] != 2 or anchors.shape[0] == 0:
+        raise ValueError(f"Expected anchors of shape (A, 2) with A >= 1, got {tuple(anchors.shape)}.")
+    bad = (anchors <= 0).any(dim=1).nonzero().flatten()
+    if bad.numel() > 0:
+        raise ValueError(f"Anchor sizes must be positive; rows {bad.tolist()} are not: {anchors[bad].tolist()}.")
+    return anchors
+
+
+def _check_grid_tensor(t: Tensor, anchors: Tensor, name: str) -> None:
+    if not isinstance(t, Tensor) or t.dim() < 4 or t.shape[-1] != 4:
+        shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+        raise ValueError(f"Expected {name} of shape (..., H, W, A, 4), got {shape}.")
+    if not t.is_floating_point():
+        raise ValueError(f"Expected {name} to be floating point, got {t.dtype}.")
+    if t.shape[-2] != anchors.shape[0]:
+        raise ValueError(
+            f"{name} has {t.shape[-2]} anchors per cell (dim -2) but {anchors.shape[0]} anchors were given."
+        )
+
+
+def cell_offsets(height: int, width: int, *, dtype: torch.dtype | None = None,
+                 device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    """Column and row index of every cell, shaped to broadcast against (..., H, W, A).
+
+    Args:
+        height: H, rows of the grid.
+        width: W, columns of the grid.
+        dtype: dtype of the result (default: the default float dtype).
+        device: device of the result.
+
+    Returns:
+        ``(c_x, c_y)``: (1, W, 1) column indices and (H, 1, 1) row indices.
+    """
+    c_x = torch.arange(width, dtype=dtype, device=device).view(1, width, 1)  # (1, W, 1)
+    c_y = torch.arange(height, dtype=dtype, device=device).view(height, 1, 1)  # (H, 1, 1)
+    return c_x, c_y
+
+
+# ---------------------------------------------------------------- boxes
+
+
+def decode_boxes(t: Tensor, anchors: Tensor | Sequence[Sequence[float]]) -> Tensor:
+    """Turn raw ``(t_x, t_y, t_w, t_h)`` into normalised ``cxcywh`` boxes.
+
+    Args:
+        t: (..., H, W, A, 4) raw box predictions.
+        anchors: (A, 2) anchor widths and heights in grid-cell units.
+
+    Returns:
+        (..., H, W, A, 4) boxes ``(b_x, b_y, b_w, b_h)`` in [0, 1] image units
+        (sizes may exceed 1).
+    """
+    anchors = _as_anchors(anchors, t) if isinstance(t, Tensor) else anchors
+    _check_grid_tensor(t, anchors, "t")
+    H, W = t.shape[-4], t.shape[-3]
+    c_x, c_y = cell_offsets(H, W, dtype=t.dtype, device=t.device)
+    b_x = (torch.sigmoid(t[..., 0]) + c_x) / W  # (..., H, W, A)
+    b_y = (torch.sigmoid(t[..., 1]) + c_y) / H
+    b_w = anchors[:, 0] * torch.exp(t[..., 2]) / W
+    b_h = anchors[:, 1] * torch.exp(t[..., 3]) / H
+    return torch.stack((b_x, b_y, b_w, b_h), dim=-1)  # (..., H, W, A, 4)
+
+
+def encode_boxes(boxes: Tensor, anchors: Tensor | Sequence[Sequence[float]]) -> Tensor:
+    """Exact inverse of :func:`decode_boxes`.
+
+    Args:
+        boxes: (..., H, W, A, 4) normalised ``cxcywh`` boxes; the box at grid
+            position (row i, column j) must have its centre strictly inside cell (i, j).
+        anchors: (A, 2) anchor widths and heights in grid-cell units.
+
+    Returns:
+        (..., H, W, A, 4) raw ``(t_x, t_y, t_w, t_h)`` with
+        ``t_x = logit(b_x * W - c_x)`` and ``t_w = log(b_w * W / p_w)``.
+
+    Raises:
+        ValueError: when a centre is not strictly inside its cell (the logit would
+            be infinite) or a width or height is not positive.
+    """
+    anchors = _as_anchors(anchors, boxes) if isinstance(boxes, Tensor) else anchors
+    _check_grid_tensor(boxes, anchors, "boxes")
+    H, W = boxes.shape[-4], boxes.shape[-3]
+    c_x, c_y = cell_offsets(H, W, dtype=boxes.dtype, device=boxes.device)
+    offset_x = boxes[..., 0] * W - c_x  # (..., H, W, A), in (0, 1) when inside the cell
+    offset_y = boxes[..., 1] * H - c_y
+    offsets = torch.stack((offset_x, offset_y), dim=-1)
+    outside = ~((offsets > 0) & (offsets < 1)).all(dim=-1)
+    if bool(outside.any()):
+        where = outside.nonzero()[0].tolist()
+        raise ValueError(
+            f"Box centre outside its cell at index {where} of (..., H, W, A): in-cell offset "
+            f"{offsets[tuple(where)].tolist()} is not strictly between 0 and 1."
+        )
+    sizes = boxes[..., 2:]
+    bad_size = ~(sizes > 0).all(dim=-1)
+    if bool(bad_size.any()):
+        where = bad_size.nonzero()[0].tolist()
+        raise ValueError(
+            f"Non-positive box size at index {where} of (..., H, W, A): (w, h) = {sizes[tuple(where)].tolist()}."
+        )
+    t_xy = torch.logit(offsets)
+    t_w = torch.log(boxes[..., 2] * W / anchors[:, 0])
+    t_h = torch.log(boxes[..., 3] * H / anchors[:, 1])
+    return torch.cat((t_xy, t_w.unsqueeze(-1), t_h.unsqueeze(-1)), dim=-1)  # (..., H, W, A, 4)
+
+
+def decode(raw: Tensor, anchors: Tensor | Sequence[Sequence[float]], num_classes: int) -> Decoded:
+    """Decode the raw head tensor into boxes, objectness and class probabilities.
+
+    Args:
+        raw: (B, A*(5+C), H, W) head output, darknet channel order (see ``layout``).
+        anchors: (A, 2) anchors in grid-cell units.
+        num_classes: C.
+
+    Returns:
+        :class:`Decoded` with boxes (B, H, W, A, 4) normalised ``cxcywh``, objectness
+        (B, H, W, A) after a sigmoid and class_probs (B, H, W, A, C) after a softmax.
+    """
+    if not isinstance(raw, Tensor) or raw.dim() != 4:
+        shape = tuple(raw.shape) if isinstance(raw, Tensor) else type(raw).__name__
+        raise ValueError(f"Expected raw of shape (B, A*(5+C), H, W), got {shape}.")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"Expected num_classes to be an integer >= 1, got {num_classes!r}.")
+    anchors = _as_anchors(anchors, raw)
+    B, channels, H, W = raw.shape
+    A = anchors.shape[0]
+    if channels != A * (5 + num_classes):
+        raise ValueError(
+            f"raw has {channels} channels but {A} anchors and {num_classes} classes "
+            f"need A*(5+C) = {A * (5 + num_classes)}."
+        )
+    # The same view as layout.head_view (geometry modules import only boxes).
+    view = raw.view(B, A, 5 + num_classes, H, W).permute(0, 3, 4, 1, 2)  # (B, H, W, A, 5+C)
+    boxes = decode_boxes(view[..., :4], anchors)
+    objectness = torch.sigmoid(view[..., 4])
+    class_probs = torch.softmax(view[..., 5:], dim=-1)
+    return Decoded(boxes, objectness, class_probs)
+
+
+# ---------------------------------------------------------------- letterbox
+
+
+def _check_size(size: Sequence[float], name: str) -> tuple[float, float]:
+    try:
+        w, h = (float(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"Expected {name} as (width, height), got {size!r}.") from None
+    if not (w > 0 and h > 0):
+        raise ValueError(f"Expected positive {name} (width, height), got {size!r}.")
+    return w, h
+
+
+def letterbox_params(image_size: Sequence[float], input_size: Sequence[float]) -> Letterbox:
+    """Scale and padding that fit an image inside the network input, keeping its aspect.
+
+    The image is resized by ``scale = min(W_in / w, H_in / h)`` to
+    :func:`letterbox_resized_size` and centred; the padding on the left and top
+    is rounded down, as darknet's ``letterbox_image`` does.
+
+    Args:
+        image_size: (w, h) of the original image in pixels.
+        input_size: (W_in, H_in) of the network input in pixels.
+
+    Returns:
+        :class:`Letterbox` ``(scale, pad_x, pad_y)``.
+    """
+    new_w, new_h = letterbox_resized_size(image_size, input_size)
+    w, h = _check_size(image_size, "image_size")
+    w_in, h_in = _check_size(input_size, "input_size")
+    scale = min(w_in / w, h_in / h)
+    return Letterbox(scale, int(w_in - new_w) // 2, int(h_in - new_h) // 2)
+
+
+def letterbox_resized_size(image_size: Sequence[float], input_size: Sequence[float]) -> tuple[int, int]:
+    """Size (new_w, new_h) of the image once resized for the letterbox.
+
+    Args:
+        image_size: (w, h) of the original image.
+        input_size: (W_in, H_in) of the network input.
+
+    Returns:
+        ``(round(w * scale), round(h * scale))``, at least 1 and at most the input size.
+    """
+    w, h = _check_size(image_size, "image_size")
+    w_in, h_in = _check_size(input_size, "input_size")
+    scale = min(w_in / w, h_in / h)
+    new_w = min(max(1, round(w * scale)), int(w_in))
+    new_h = min(max(1, round(h * scale)), int(h_in))
+    return new_w, new_h
+
+
+# ---------------------------------------------------------------- detections
+
+
+def _image_sizes(image_sizes: Sequence[Sequence[float]] | Tensor, batch: int) -> list[tuple[float, float]]:
+    if isinstance(image_sizes, Tensor):
+        image_sizes = image_sizes.tolist()
+    sizes = list(image_sizes)
+    if len(sizes) != batch:
+        raise ValueError(f"Expected {batch} image_sizes (one (width, height) per image), got {len(sizes)}.")
+    return [_check_size(s, f"image_sizes[{i}]") for i, s in enumerate(sizes)]
+
+
+def postprocess(
+    raw: Tensor,
+    anchors: Tensor | Sequence[Sequence[float]],
+    num_classes: int,
+    *,
+    conf_threshold: float = 0.005,
+    nms_threshold: float = 0.45,
+    top_k: int | None = 100,
+    input_size: Sequence[float] | None = None,
+    image_sizes: Sequence[Sequence[float]] | Tensor | None = None,
+    letterbox: bool = False,
+    clip: bool = True,
+) -> list[Tensor]:
+    """Detections per image: scores, threshold, class-wise NMS, top-k, original pixels.
+
+    As in darknet, every (box, class) pair whose score
+    ``objectness * P(class | object)`` exceeds ``conf_threshold`` is a candidate,
+    so one box can be reported for several classes.
+
+    Args:
+        raw: (B, A*(5+C), H, W) head output.
+        anchors: (A, 2) anchors in grid-cell units.
+        num_classes: C.
+        conf_threshold: keep pairs with score strictly above this.
+        nms_threshold: class-wise NMS suppresses IoU above this.
+        top_k: keep at most this many detections per image (``None``: all).
+        input_size: (W_in, H_in) network input in pixels; needed when ``letterbox``.
+        image_sizes: (width, height) of each original image, a list or a (B, 2)
+            tensor; ``None`` returns boxes in normalised [0, 1] input units.
+        letterbox: the input held the image letterboxed (see :func:`letterbox_params`);
+            undo scale and padding. Otherwise the image was stretched to the input.
+        clip: clip boxes to the image (to [0, 1] when ``image_sizes`` is None).
+
+    Returns:
+        One (N_i, 6) tensor per image, rows ``(x1, y1, x2, y2, score, class)`` sorted
+        by decreasing score, on ``raw``'s device and dtype.
+    """
+    if top_k is not None and top_k < 0:
+        raise ValueError(f"Expected top_k >= 0 or None, got {top_k}.")
+    decoded = decode(raw, anchors, num_classes)
+    B = raw.shape[0]
+    sizes = _image_sizes(image_sizes, B) if image_sizes is not None else None
+    if letterbox and sizes is not None:
+        if input_size is None:
+            raise ValueError("letterbox=True needs input_size=(W_in, H_in) to undo the padding.")
+        w_in, h_in = _check_size(input_size, "input_size")
+
+    boxes_xyxy = cxcywh_to_xyxy(decoded.boxes).reshape(B, -1, 4)  # (B, H*W*A, 4)
+    scores = (decoded.objectness.unsqueeze(-1) * decoded.class_probs).reshape(B, -1, num_classes)
+
+    results = []
+    for b in range(B):
+        box_idx, cls = (scores[b] > conf_threshold).nonzero(as_tuple=True)  # candidate pairs
+        cand_boxes = boxes_xyxy[b, box_idx]  # (N, 4)
+        cand_scores = scores[b, box_idx, cls]  # (N,)
+        keep = batched_nms(cand_boxes, cand_scores, cls, nms_threshold)  # by decreasing score
+        if top_k is not None:
+            keep = keep[:top_k]
+        det_boxes = cand_boxes[keep]
+        if sizes is None:
+            if clip:
+                det_boxes = det_boxes.clamp(0.0, 1.0)
+        else:
+            w, h = sizes[b]
+            if letterbox:
+                _, pad_x, pad_y = letterbox_params((w, h), (w_in, h_in))
+                new_w, new_h = letterbox_resized_size((w, h), (w_in, h_in))
+                input_scale = det_boxes.new_tensor([w_in, h_in, w_in, h_in])
+                pad = det_boxes.new_tensor([pad_x, pad_y, pad_x, pad_y])
+                resize = det_boxes.new_tensor([new_w / w, new_h / h, new_w / w, new_h / h])
+                det_boxes = (det_boxes * input_scale - pad) / resize  # input pixels -> image pixels
+            else:
+                det_boxes = det_boxes * det_boxes.new_tensor([w, h, w, h])
+            if clip:
+                upper = det_boxes.new_tensor([w, h, w, h])
+                det_boxes = torch.minimum(det_boxes.clamp(min=0.0), upper)
+        det = torch.cat(
+            (det_boxes, cand_scores[keep, None], cls[keep, None].to(det_boxes.dtype)), dim=1
+        )  # (N_b, 6)
+        results.append(det)
+    return results
