@@ -197,7 +197,20 @@ def test_widgets_render_from_embedded_state(browser, book_server, page_name):
     try:
         page.wait_for_selector(".jupyter-widgets", timeout=15000)
         assert page.locator(".jupyter-widgets").count() >= 1
-        assert seen["external"] == [] and seen["errors"] == [], seen
+        # every kernel-free slider must switch its picture with no kernel behind the page
+        sliders = page.locator(".kernel-free-slider")
+        for i in range(sliders.count()):
+            box = sliders.nth(i).locator("xpath=..")
+            picture = lambda: box.locator(".kernel-free-stack img").evaluate_all(
+                "imgs => imgs.filter(i => i.offsetParent !== null).map(i => i.src)")
+            before = picture()
+            assert len(before) == 1, f"slider {i}: {len(before)} visible pictures"
+            sliders.nth(i).locator(".noUi-handle").focus()
+            page.keyboard.press("ArrowRight")
+            page.wait_for_timeout(300)
+            after = picture()
+            assert len(after) == 1 and after != before, f"slider {i} did not switch its picture"
+        assert seen["external"] == [] and seen["errors"] == [] and seen["console"] == [], seen
     finally:
         page.close()
 

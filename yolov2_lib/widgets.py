@@ -19,8 +19,12 @@ from typing import Callable, Mapping, Sequence
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-__all__ = ["figure_png", "png_image", "kernel_free_slider", "live"]
+from . import viz
+
+__all__ = ["figure_png", "png_image", "kernel_free_slider", "live", "head_explorer", "location_explorer"]
 
 
 def figure_png(fig: plt.Figure, dpi: int = 80) -> bytes:
@@ -70,6 +74,9 @@ def kernel_free_slider(
                                description=description, continuous_update=True,
                                layout=W.Layout(width="420px"))
     W.jslink((slider, "index"), (stack, "selected_index"))
+    # classes let the book's browser test find and drive every kernel-free slider
+    slider.add_class("kernel-free-slider")
+    stack.add_class("kernel-free-stack")
     return W.VBox([slider, stack])
 
 
@@ -87,3 +94,117 @@ def live(controls: Mapping[str, W.ValueWidget], update: Callable[..., None]) -> 
         c.observe(refresh, names="value")
     refresh()
     return W.VBox([W.HBox(list(controls.values())), out])
+
+
+# ---------------------------------------------------------------- chapter 4: the output feature map
+
+
+def head_explorer(
+    raw: torch.Tensor,
+    anchors: torch.Tensor,
+    class_names: Sequence[str],
+    image: np.ndarray,
+    *,
+    row: int = 0,
+    col: int = 0,
+    anchor: int = 0,
+) -> W.VBox:
+    """Pick a cell and an anchor; see its ``5 + C`` numbers and where they sit in the tensor.
+
+    A live widget (it needs a kernel): dropdowns for the cell's row and column and for
+    the anchor; the picture is :func:`yolov2_lib.viz.draw_head_cell` and the numbers are
+    listed with their channel and decoded meaning (:func:`yolov2_lib.viz.describe_anchor`).
+
+    Args:
+        raw: (A*(5+C), H, W) head output of one image.
+        anchors: (A, 2) anchors in grid cells.
+        class_names: the C class names.
+        image: (h, w, 3) image the grid covers.
+        row: the initial row.
+        col: the initial column.
+        anchor: the initial anchor.
+
+    Returns:
+        A VBox(controls, output).
+    """
+    viz.describe_anchor(raw, anchors, row, col, anchor, class_names)  # checks shapes and the start
+    _, H, W_ = raw.shape
+    small = W.Layout(width="160px")
+    controls = {
+        "row": W.Dropdown(options=list(range(H)), value=row, description="row", layout=small),
+        "col": W.Dropdown(options=list(range(W_)), value=col, description="col", layout=small),
+        "anchor": W.Dropdown(options=[(f"{a}: {w:.2f} x {h:.2f}", a) for a, (w, h) in enumerate(anchors.tolist())],
+                             value=anchor, description="anchor", layout=W.Layout(width="240px")),
+    }
+
+    def update(row: int, col: int, anchor: int) -> None:
+        viz.draw_head_cell(raw, anchors, class_names, image, row, col, anchor)
+        for ch, name, value, decoded, meaning in viz.describe_anchor(raw, anchors, row, col, anchor, class_names):
+            print(f"channel {ch:>3}  {name:<12} raw {value:+8.3f}   {decoded:8.3f}  {meaning}")
+
+    return live(controls, update)
+
+
+# ---------------------------------------------------------------- chapter 5: direct location prediction
+
+
+def location_explorer(
+    image: np.ndarray,
+    anchors: torch.Tensor,
+    *,
+    grid: int = 13,
+    row: int = 6,
+    col: int = 6,
+    anchor: int = 0,
+    t: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
+    t_range: float = 4.0,
+) -> W.VBox:
+    """Move ``t_x, t_y, t_w, t_h`` of one cell and anchor and watch the box over an image.
+
+    A live widget (it needs a kernel): four sliders and dropdowns for the cell and the
+    anchor; the picture is :func:`yolov2_lib.viz.draw_location` with the unconstrained
+    (RPN-style) reading of the same numbers beside YOLO v2's.
+
+    Args:
+        image: (h, w, 3) image the grid covers.
+        anchors: (A, 2) anchors in grid cells.
+        grid: cells per side.
+        row: the initial row.
+        col: the initial column.
+        anchor: the initial anchor.
+        t: the initial ``(t_x, t_y, t_w, t_h)``.
+        t_range: each slider spans ``[-t_range, t_range]``.
+
+    Returns:
+        A VBox(controls, output).
+    """
+    if len(t) != 4:
+        raise ValueError(f"Expected t = (t_x, t_y, t_w, t_h), got {t!r}.")
+    if not (0 <= row < grid and 0 <= col < grid and 0 <= anchor < anchors.shape[0]):
+        raise ValueError(f"(row, col, anchor) = {(row, col, anchor)} outside the {grid} x {grid} grid "
+                         f"of {anchors.shape[0]} anchors.")
+    sliders = {name: W.FloatSlider(value=float(v), min=-t_range, max=t_range, step=0.05, description=name,
+                                   continuous_update=False, readout_format=".2f")
+               for name, v in zip(("t_x", "t_y", "t_w", "t_h"), t)}
+    small = W.Layout(width="160px")
+    controls = sliders | {
+        "row": W.Dropdown(options=list(range(grid)), value=row, description="row", layout=small),
+        "col": W.Dropdown(options=list(range(grid)), value=col, description="col", layout=small),
+        "anchor": W.Dropdown(options=[(f"{a}: {w:.2f} x {h:.2f}", a) for a, (w, h) in enumerate(anchors.tolist())],
+                             value=anchor, description="anchor", layout=W.Layout(width="240px")),
+    }
+
+    def update(t_x: float, t_y: float, t_w: float, t_h: float, row: int, col: int, anchor: int) -> None:
+        _, ax = plt.subplots(figsize=(8, 6))
+        p_w, p_h = anchors[anchor].tolist()
+        boxes = viz.draw_location(ax, image, (t_x, t_y, t_w, t_h), (row, col), (p_w, p_h), grid=grid,
+                                  unconstrained=True, margin=0.3)
+        height, width = image.shape[:2]
+        for name in ("yolo", "rpn"):
+            x1, y1, x2, y2 = boxes[name]
+            print(f"{name:>4}: centre ({(x1 + x2) / 2 / width * grid:6.2f}, {(y1 + y2) / 2 / height * grid:6.2f}) "
+                  f"size {(x2 - x1) / width * grid:5.2f} x {(y2 - y1) / height * grid:5.2f} (grid cells)")
+
+    box = live(controls, update)
+    box.children[0].layout.flex_flow = "row wrap"
+    return box
