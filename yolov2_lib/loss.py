@@ -1,0 +1,346 @@
+"""The YOLO v2 loss: darknet's region layer, term by term.
+
+Chapter 6 (the loss) explains this module.
+
+The paper never writes its loss down; the definition is darknet's
+``forward_region_layer`` (``src/region_layer.c``), which does not compute a
+loss at all but a ``delta`` (minus the gradient) for every output number.
+:class:`YOLOv2Loss` is the loss whose gradient *is* that delta. For an image
+with ``H x W`` cells and ``A`` anchors per cell:
+
+- **No object.** Every anchor's objectness ``sigmoid(t_o)`` is pushed to 0 with
+  weight ``noobject_scale``, unless its predicted box overlaps some ground
+  truth of the image with IoU above ``thresh`` (0.6): such an anchor found an
+  object, it just is not the responsible one, so it is left alone.
+- **Prior warm-up.** While fewer than ``warmup_images`` (12,800) images have
+  been seen, every anchor is also pulled to its prior with weight 0.01: centre
+  to the middle of its cell (``sigmoid(t_x) = sigmoid(t_y) = 0.5``) and size to
+  the anchor (``t_w = t_h = 0``).
+- **Responsible anchor.** A ground truth ``(g_x, g_y, g_w, g_h)`` (normalised
+  ``cxcywh``) belongs to the cell ``(i, j) = (floor(g_x W), floor(g_y H))`` that
+  holds its centre, and to the anchor of that cell whose shape best matches its
+  own (highest shape-only IoU, ``bias_match=1``; the first on ties). That
+  anchor learns:
+
+  * coordinates, weight ``coord_scale * (2 - g_w g_h)`` (small boxes count
+    more): ``sigmoid(t_x) -> g_x W - i``, ``sigmoid(t_y) -> g_y H - j``,
+    ``t_w -> log(g_w W / p_w)``, ``t_h -> log(g_h H / p_h)``;
+  * objectness, weight ``object_scale``: ``sigmoid(t_o) -> IoU`` of its
+    predicted box with the truth (``rescore``; a constant target), or 1;
+  * classes, weight ``class_scale``: softmax cross-entropy.
+
+  These replace (do not add to) the no-object and warm-up terms of that
+  anchor. When two truths of one image pick the same anchor of the same cell,
+  the later one in the list wins, as darknet overwrites the delta.
+
+**Value and gradient.** Darknet's ``delta`` for a squared-error term on a
+quantity ``q`` (after the sigmoid for x, y and objectness) is
+``scale * (target - q)``, times ``sigmoid'`` where a sigmoid was applied; for the
+classes it is ``scale * (onehot - softmax)``, passed to the logits unchanged.
+So each term here is ``0.5 * scale * (target - q)^2`` and the class term is
+``class_scale * cross_entropy``: their gradients with respect to the raw head
+output are exactly ``-delta``. The total is summed over the batch and divided
+by the batch size B, so ``d total / d output = -delta / B`` (tested in float64
+against a loop transcription of darknet). The *value* therefore differs from
+the "cost" darknet prints (the sum of squared deltas); only the gradient, which
+is what trains the network, is darknet's.
+
+Two small departures, both documented where they matter: a centre exactly at
+``1.0`` falls in the last cell (darknet would index past the grid), and a
+truth with ``g_x = 0`` is a box like any other (darknet reads it as the end of
+the list).
+
+Note on ``seen``: darknet increments its image counter *before* the forward
+pass, so to match it exactly pass the number of images including the current
+batch.
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .boxes import aligned_box_iou, box_iou, cxcywh_to_xyxy, wh_iou
+from .decode import decode_boxes
+from .layout import FIELDS, head_view
+
+__all__ = ["RegionStats", "LossOutput", "YOLOv2Loss"]
+
+
+class RegionStats(NamedTuple):
+    """The diagnostics darknet prints after each region layer forward (no gradient).
+
+    Attributes:
+        avg_iou: mean IoU of each truth with its responsible anchor's box.
+        avg_class: mean probability given to the true class by that anchor.
+        avg_obj: mean objectness of responsible anchors.
+        avg_noobj: mean objectness of all anchors.
+        recall: fraction of truths whose responsible box has IoU > 0.5.
+        count: number of truths in the batch (the averages are NaN when 0).
+    """
+
+    avg_iou: Tensor
+    avg_class: Tensor
+    avg_obj: Tensor
+    avg_noobj: Tensor
+    recall: Tensor
+    count: int
+
+    def __str__(self) -> str:
+        return (
+            f"Region Avg IOU: {float(self.avg_iou):f}, Class: {float(self.avg_class):f}, "
+            f"Obj: {float(self.avg_obj):f}, No Obj: {float(self.avg_noobj):f}, "
+            f"Avg Recall: {float(self.recall):f},  count: {self.count}"
+        )
+
+
+class LossOutput(NamedTuple):
+    """The loss and its breakdown; every term is already divided by the batch size.
+
+    Attributes:
+        total: scalar to call ``backward()`` on; the sum of the five terms.
+        coord: coordinates of responsible anchors.
+        obj: objectness of responsible anchors.
+        noobj: objectness of the other anchors that overlap no truth above ``thresh``.
+        prior: pull of the other anchors to their priors (0 after the warm-up).
+        cls: class cross-entropy of responsible anchors.
+        stats: darknet's diagnostics, :class:`RegionStats`.
+    """
+
+    total: Tensor
+    coord: Tensor
+    obj: Tensor
+    noobj: Tensor
+    prior: Tensor
+    cls: Tensor
+    stats: RegionStats
+
+
+class YOLOv2Loss(nn.Module):
+    """Darknet's region-layer loss for YOLO v2 (see the module docstring).
+
+    Args:
+        anchors: (A, 2) anchor widths and heights in grid-cell units.
+        num_classes: C.
+        object_scale: weight of the responsible anchors' objectness (5).
+        noobject_scale: weight of the other anchors' objectness (1).
+        class_scale: weight of the class cross-entropy (1).
+        coord_scale: weight of the coordinates, times ``2 - g_w g_h`` (1).
+        thresh: an anchor whose box overlaps a truth with IoU above this gets no
+            no-object penalty (0.6).
+        rescore: objectness target of a responsible anchor is its IoU with the
+            truth (True) or 1 (False).
+        warmup_images: pull anchors to their priors while ``seen`` is below this (12,800).
+        prior_scale: weight of that pull (0.01).
+
+    Call it as ``loss(output, targets, seen)`` with the raw head output
+    (B, A*(5+C), H, W), a list of B tensors (N_i, 5) of rows
+    ``(class, cx, cy, w, h)`` normalised to [0, 1], and the number of images
+    trained on so far. Any grid size works (multi-scale training). The loss is
+    computed in float32 (float64 for float64 input), outside autocast.
+    """
+
+    anchors: Tensor
+
+    def __init__(
+        self,
+        anchors: Tensor | Sequence[Sequence[float]],
+        num_classes: int,
+        object_scale: float = 5.0,
+        noobject_scale: float = 1.0,
+        class_scale: float = 1.0,
+        coord_scale: float = 1.0,
+        thresh: float = 0.6,
+        rescore: bool = True,
+        warmup_images: int = 12800,
+        prior_scale: float = 0.01,
+    ) -> None:
+        super().__init__()
+        anchors = torch.as_tensor(anchors, dtype=torch.float64).detach().clone()
+        if anchors.dim() != 2 or anchors.shape[1] != 2 or anchors.shape[0] == 0:
+            raise ValueError(f"Expected anchors of shape (A, 2) with A >= 1, got {tuple(anchors.shape)}.")
+        if not bool((anchors > 0).all()) or not bool(torch.isfinite(anchors).all()):
+            raise ValueError(f"Expected positive finite anchor sizes, got {anchors.tolist()}.")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"Expected num_classes to be an integer >= 1, got {num_classes!r}.")
+        self.register_buffer("anchors", anchors)  # (A, 2), moves with .to(device)
+        self.num_classes = num_classes
+        self.object_scale = float(object_scale)
+        self.noobject_scale = float(noobject_scale)
+        self.class_scale = float(class_scale)
+        self.coord_scale = float(coord_scale)
+        self.thresh = float(thresh)
+        self.rescore = bool(rescore)
+        self.warmup_images = int(warmup_images)
+        self.prior_scale = float(prior_scale)
+
+    @property
+    def num_anchors(self) -> int:
+        return self.anchors.shape[0]
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_anchors={self.num_anchors}, num_classes={self.num_classes}, "
+            f"object_scale={self.object_scale}, noobject_scale={self.noobject_scale}, "
+            f"class_scale={self.class_scale}, coord_scale={self.coord_scale}, thresh={self.thresh}, "
+            f"rescore={self.rescore}, warmup_images={self.warmup_images}"
+        )
+
+    def forward(self, output: Tensor, targets: Sequence[Tensor], seen: int) -> LossOutput:
+        """The loss of one batch.
+
+        Args:
+            output: (B, A*(5+C), H, W) raw head output.
+            targets: B tensors (N_i, 5), rows ``(class, cx, cy, w, h)`` in [0, 1]
+                image units, on ``output``'s device; (0, 5) for an image without objects.
+            seen: images trained on so far (the warm-up runs while ``seen < warmup_images``).
+
+        Returns:
+            :class:`LossOutput`: ``total`` and its terms, each summed over the batch and
+            divided by B, plus :class:`RegionStats`.
+        """
+        A, C = self.num_anchors, self.num_classes
+        if not isinstance(output, Tensor) or output.dim() != 4 or output.shape[1] != A * (5 + C):
+            shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+            raise ValueError(f"Expected output of shape (B, {A * (5 + C)}, H, W) = (B, A*(5+C), H, W), got {shape}.")
+        if output.shape[0] == 0:
+            raise ValueError("Expected a batch of at least one image, got B = 0.")
+        if not output.is_floating_point():
+            raise ValueError(f"Expected a floating-point output, got {output.dtype}.")
+        if self.anchors.device != output.device:
+            raise ValueError(
+                f"The loss's anchors are on {self.anchors.device} but output is on {output.device}; "
+                f"move the loss with loss.to(device)."
+            )
+        if isinstance(seen, bool) or not isinstance(seen, int) or seen < 0:
+            raise ValueError(f"Expected seen to be a non-negative integer, got {seen!r}.")
+        dtype = torch.float64 if output.dtype == torch.float64 else torch.float32
+        with torch.autocast(device_type=output.device.type, enabled=False):
+            return self._loss(output.to(dtype), targets, seen)
+
+    # ------------------------------------------------------------------ pieces
+
+    def _targets(self, targets: Sequence[Tensor], B: int, like: Tensor) -> tuple[Tensor, Tensor, list[int]]:
+        """Check and concatenate the targets: (T, 5) rows, (T,) image index, per-image counts."""
+        if isinstance(targets, Tensor) or len(targets) != B:
+            got = f"a tensor of shape {tuple(targets.shape)}" if isinstance(targets, Tensor) else f"{len(targets)}"
+            raise ValueError(f"Expected targets as a list of {B} tensors (one per image), got {got}.")
+        rows = []
+        for b, t in enumerate(targets):
+            if not isinstance(t, Tensor):
+                raise ValueError(f"Expected targets[{b}] to be a tensor, got {type(t).__name__}.")
+            if t.device != like.device:
+                raise ValueError(f"Expected targets[{b}] on {like.device} (the output's device), got {t.device}.")
+            if t.numel() == 0:
+                t = t.reshape(0, 5)
+            if t.dim() != 2 or t.shape[1] != 5:
+                raise ValueError(f"Expected targets[{b}] of shape (N, 5) = (class, cx, cy, w, h), got {tuple(t.shape)}.")
+            rows.append(t.to(like.dtype))
+        counts = [r.shape[0] for r in rows]
+        truth = torch.cat(rows) if rows else like.new_zeros(0, 5)  # (T, 5)
+        image = torch.repeat_interleave(
+            torch.arange(B, device=like.device), torch.tensor(counts, device=like.device), output_size=sum(counts)
+        )  # (T,)
+        cls, cx, cy, w, h = truth.unbind(-1)
+        checks = (
+            (~torch.isfinite(truth).all(-1), "values must be finite"),
+            ((cls != cls.floor()) | (cls < 0) | (cls >= self.num_classes),
+             f"class must be an integer in [0, {self.num_classes})"),
+            ((w <= 0) | (h <= 0), "width and height must be positive"),
+            ((cx < 0) | (cx > 1) | (cy < 0) | (cy > 1), "centre must lie in [0, 1]"),
+        )
+        bad = torch.stack([c for c, _ in checks])  # (4, T)
+        if bool(bad.any()):
+            first = int(bad.any(0).nonzero()[0])
+            reason = next(r for c, r in checks if bool(c[first]))
+            b = int(image[first])
+            row = first - sum(counts[:b])
+            raise ValueError(f"targets[{b}] row {row}: {reason} (got {truth[first].tolist()}).")
+        return truth, image, counts
+
+    def _loss(self, output: Tensor, targets: Sequence[Tensor], seen: int) -> LossOutput:
+        B, _, H, W = output.shape
+        A, C = self.num_anchors, self.num_classes
+        anchors = self.anchors.to(output.dtype)  # (A, 2) grid units
+        truth, image, counts = self._targets(targets, B, output)
+        T = truth.shape[0]
+
+        view = head_view(output, A)  # (B, H, W, A, 5+C)
+        # One split and one unbind rather than layout.split_fields' six selections:
+        # their backward is a single concatenation instead of six zero-filled copies
+        # of the whole output (the fields are layout.FIELDS, in that order).
+        box, class_logits = view.split((len(FIELDS), C), dim=-1)  # (B, H, W, A, 5), (B, H, W, A, C)
+        tx, ty, w, h, to = box.unbind(-1)  # (B, H, W, A) each; w, h stay raw
+        x, y, o = tx.sigmoid(), ty.sigmoid(), to.sigmoid()
+
+        with torch.no_grad():
+            pred = cxcywh_to_xyxy(decode_boxes(box[..., :4], anchors))  # (B, H, W, A, 4)
+        cls_id = truth[:, 0].long()
+        g_xyxy = cxcywh_to_xyxy(truth[:, 1:])  # (T, 4)
+
+        # Best IoU of each anchor's box with any truth of its image (a constant mask).
+        with torch.no_grad():
+            n_max = max(counts, default=0)
+            best_iou = output.new_zeros(B, H, W, A)
+            if n_max > 0:
+                starts = torch.tensor(list(accumulate(counts, initial=0))[:-1], device=output.device)
+                slot = torch.arange(T, device=output.device) - starts[image]  # (T,) row in its image
+                padded = output.new_zeros(B, n_max, 4)  # empty slots overlap nothing
+                padded[image, slot] = g_xyxy
+                iou = box_iou(pred.reshape(B, H * W * A, 4), padded)  # (B, H*W*A, n_max)
+                best_iou = iou.amax(-1).reshape(B, H, W, A)
+
+        # The responsible anchor of each truth: its centre's cell, the best-shaped anchor.
+        gx, gy, gw, gh = truth[:, 1:].unbind(-1)  # (T,)
+        gi = (gx * W).long().clamp(max=W - 1)
+        gj = (gy * H).long().clamp(max=H - 1)
+        best_a = wh_iou(torch.stack((gw * W, gh * H), -1), anchors).argmax(-1)  # (T,), first on ties
+        key = ((image * H + gj) * W + gi) * A + best_a  # (T,) flat index into (B, H, W, A)
+        order = torch.arange(T, device=output.device)
+        last = torch.full((B * H * W * A,), -1, dtype=torch.long, device=output.device)
+        last = last.scatter_reduce(0, key, order, reduce="amax")  # the later truth wins
+        wins = (last[key] == order).to(output.dtype)  # (T,) 1 for truths that keep their anchor
+        responsible = (last >= 0).reshape(B, H, W, A)
+        free = (~responsible).to(output.dtype)  # anchors no truth claimed
+
+        # No object, and the warm-up pull to the priors, on the free anchors.
+        quiet = free * (best_iou <= self.thresh).to(output.dtype)
+        noobj = 0.5 * self.noobject_scale * (quiet * o.square()).sum()
+        if seen < self.warmup_images:
+            to_prior = (x - 0.5).square() + (y - 0.5).square() + w.square() + h.square()
+            prior = 0.5 * self.prior_scale * (free * to_prior).sum()
+        else:
+            prior = output.new_zeros(())
+
+        # Responsible anchors: each truth's (image, row, column, anchor).
+        at = (image, gj, gi, best_a)
+        px, py, po, pw, ph = x[at], y[at], o[at], w[at], h[at]  # (T,) each
+        logits = class_logits[at]  # (T, C)
+        t_x = gx * W - gi
+        t_y = gy * H - gj
+        t_w = torch.log(gw * W / anchors[best_a, 0])
+        t_h = torch.log(gh * H / anchors[best_a, 1])
+        coord_weight = self.coord_scale * (2 - gw * gh)
+        coord_err = (t_x - px).square() + (t_y - py).square() + (t_w - pw).square() + (t_h - ph).square()
+        coord = 0.5 * (wins * coord_weight * coord_err).sum()
+        with torch.no_grad():
+            iou_t = aligned_box_iou(pred[at], g_xyxy)  # (T,) a constant target
+        obj_target = iou_t if self.rescore else torch.ones_like(iou_t)
+        obj = 0.5 * self.object_scale * (wins * (obj_target - po).square()).sum()
+        cls = self.class_scale * (wins * F.cross_entropy(logits, cls_id, reduction="none")).sum()
+
+        terms = [t / B for t in (coord, obj, noobj, prior, cls)]
+        with torch.no_grad():  # darknet's averages over all truths (NaN when there are none)
+            stats = RegionStats(
+                avg_iou=iou_t.mean(),
+                avg_class=logits.softmax(-1).gather(1, cls_id[:, None]).mean(),
+                avg_obj=po.mean(),
+                avg_noobj=o.mean(),
+                recall=(iou_t > 0.5).to(output.dtype).mean(),
+                count=T,
+            )
+        return LossOutput(sum(terms), *terms, stats=stats)
