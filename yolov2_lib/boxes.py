@@ -234,52 +234,95 @@ def _check_nms_inputs(boxes: Tensor, scores: Tensor) -> None:
     _check_same_device(boxes, scores, "boxes", "scores")
 
 
-def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+_NMS_BLOCK = 128  # boxes per block: IoU matrices stay small
+
+
+def _greedy_in_block(over: Tensor, limit: int) -> Tensor:
+    """Greedy NMS inside one block, given ``over[i, j] = IoU(i, j) > threshold``.
+
+    Args:
+        over: (m, m) bool, boxes sorted by decreasing score.
+        limit: keep at most this many.
+
+    Returns:
+        (k,) int64 positions of the kept boxes, increasing.
+    """
+    suppressed = torch.zeros(over.shape[0], dtype=torch.bool, device=over.device)
+    chosen: list[int] = []
+    i = 0
+    while i < over.shape[0] and len(chosen) < limit:  # one pass per kept box
+        chosen.append(i)
+        suppressed |= over[i]
+        later = torch.nonzero(~suppressed[i + 1 :])
+        if later.numel() == 0:
+            break
+        i += 1 + int(later[0])
+    return torch.tensor(chosen, dtype=torch.int64, device=over.device)
+
+
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, *, max_kept: int | None = None) -> Tensor:
     """Greedy non-maximum suppression (torchvision semantics).
 
-    Visit boxes by decreasing score; keep a box and drop every remaining box whose
-    IoU with it is strictly greater than ``iou_threshold``. The loop runs once per
-    *kept* box and each pass is one vectorised IoU row over the survivors, so the
-    cost is O(kept x N) time and O(N) memory.
+    Visit boxes by decreasing score; keep a box and drop every later box whose IoU
+    with it is strictly greater than ``iou_threshold``.
+
+    The boxes are taken in blocks of decreasing score: a block first loses every
+    box that an already kept box suppresses (one IoU matrix), then the greedy
+    pass inside the block runs on the block's own IoU matrix with one short step
+    per kept box. A box's fate depends only on higher-scored boxes, so the result
+    is exactly the one-box-at-a-time greedy result; all matrices stay small, and
+    with ``max_kept`` the work stops as soon as enough boxes are kept.
 
     Args:
         boxes: (N, 4) corners.
         scores: (N,) scores.
         iou_threshold: suppress boxes with IoU above this value.
+        max_kept: stop after keeping this many boxes (the first ``max_kept`` of the
+            full result); ``None`` keeps all.
 
     Returns:
         (K,) int64 indices into ``boxes`` of the kept boxes, by decreasing score.
     """
     _check_nms_inputs(boxes, scores)
+    if max_kept is not None and max_kept < 0:
+        raise ValueError(f"Expected max_kept >= 0 or None, got {max_kept}.")
+    limit = len(boxes) if max_kept is None else max_kept
     order = torch.argsort(scores, descending=True, stable=True)  # (N,)
-    x1, y1, x2, y2 = boxes[order].unbind(-1)  # each (N,), by decreasing score
-    area = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
-    alive = torch.arange(order.numel(), device=boxes.device)  # sorted positions still in play
-    keep: list[Tensor] = []
-    while alive.numel() > 0:
-        best, rest = alive[0], alive[1:]
-        keep.append(best)
-        w = (torch.minimum(x2[best], x2[rest]) - torch.maximum(x1[best], x1[rest])).clamp(min=0)
-        h = (torch.minimum(y2[best], y2[rest]) - torch.maximum(y1[best], y1[rest])).clamp(min=0)
-        inter = w * h
-        iou = inter / (area[best] + area[rest] - inter)  # NaN only for two empty boxes: kept
-        alive = rest[~(iou > iou_threshold)]
-    if not keep:
+    sorted_boxes = boxes[order]
+    kept_boxes = sorted_boxes[:0]  # (K, 4) kept so far
+    kept: list[Tensor] = []  # positions in the sorted order
+    for start in range(0, len(boxes), _NMS_BLOCK):
+        if len(kept_boxes) >= limit:
+            break
+        block = sorted_boxes[start : start + _NMS_BLOCK]  # (M, 4)
+        positions = torch.arange(start, start + len(block), device=boxes.device)
+        if len(kept_boxes):
+            free = ~(box_iou(kept_boxes, block) > iou_threshold).any(dim=0)
+            block, positions = block[free], positions[free]
+        chosen = positions[_greedy_in_block(box_iou(block, block) > iou_threshold, limit - len(kept_boxes))]
+        kept.append(chosen)
+        kept_boxes = torch.cat((kept_boxes, sorted_boxes[chosen]))
+    if not kept:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
-    return order[torch.stack(keep)]
+    return order[torch.cat(kept)]
 
 
-def batched_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
+def batched_nms(
+    boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float, *, max_kept: int | None = None
+) -> Tensor:
     """Class-wise NMS: boxes of different classes never suppress each other.
 
-    Shifts each class's boxes by ``class * (max coordinate span + 1)`` so that
-    boxes of different classes cannot overlap, then runs one :func:`nms`.
+    Runs :func:`nms` on each class's boxes and merges the kept boxes by score.
+    (The classic alternative shifts each class's boxes far apart and runs a single
+    NMS; per class is as exact and keeps the IoU matrices small.)
 
     Args:
         boxes: (N, 4) corners.
         scores: (N,) scores.
         classes: (N,) integer class of each box.
         iou_threshold: suppress boxes of the same class with IoU above this value.
+        max_kept: keep at most this many boxes in all (the best-scored of the full
+            result); ``None`` keeps all.
 
     Returns:
         (K,) int64 indices into ``boxes`` of the kept boxes, by decreasing score.
@@ -291,6 +334,10 @@ def batched_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: f
     _check_same_device(boxes, classes, "boxes", "classes")
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
-    span = boxes.max() - boxes.min() + 1
-    shifted = boxes - boxes.min() + (classes.to(boxes.dtype) * span)[:, None]  # (N, 4)
-    return nms(shifted, scores, iou_threshold)
+    by_class = torch.argsort(classes, stable=True)  # (N,) indices grouped by class
+    counts = torch.unique_consecutive(classes[by_class], return_counts=True)[1].tolist()
+    kept = [group[nms(boxes[group], scores[group], iou_threshold, max_kept=max_kept)]
+            for group in torch.split(by_class, counts)]  # the best max_kept overall are among these
+    kept_all = torch.cat(kept).sort().values  # ties in score: lower index first, as in nms
+    kept_all = kept_all[torch.argsort(scores[kept_all], descending=True, stable=True)]
+    return kept_all if max_kept is None else kept_all[:max_kept]

@@ -341,9 +341,7 @@ def postprocess(
         box_idx, cls = (scores[b] > conf_threshold).nonzero(as_tuple=True)  # candidate pairs
         cand_boxes = boxes_xyxy[b, box_idx]  # (N, 4)
         cand_scores = scores[b, box_idx, cls]  # (N,)
-        keep = batched_nms(cand_boxes, cand_scores, cls, nms_threshold)  # by decreasing score
-        if top_k is not None:
-            keep = keep[:top_k]
+        keep = batched_nms(cand_boxes, cand_scores, cls, nms_threshold, max_kept=top_k)  # by decreasing score
         det_boxes = cand_boxes[keep]
         if sizes is None:
             if clip:
