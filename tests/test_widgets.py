@@ -52,3 +52,57 @@ def test_live_widget_redraws_on_change():
     slider.value = 2
     assert calls == [1, 2]
     assert isinstance(box.children[1], W.Output)
+
+
+# ---------------------------------------------------------------- chapters 4 and 5
+
+import re  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from yolov2_lib import layout  # noqa: E402
+from yolov2_lib.anchors import VOC_ANCHORS  # noqa: E402
+
+
+def test_head_explorer_lists_the_chosen_anchors_channels(capsys):
+    raw = torch.zeros(125, 13, 13)
+    raw[layout.channel_index(3, "objectness", 20), 4, 9] = 2.5
+    image = np.zeros((52, 52, 3), dtype=np.uint8)
+    box = widgets.head_explorer(raw, VOC_ANCHORS, [f"c{k}" for k in range(20)], image, row=4, col=9, anchor=0)
+    controls = box.children[0].children
+    assert [c.description for c in controls] == ["row", "col", "anchor"]
+    first = capsys.readouterr().out
+    assert "channel   0  x" in first and "channel  24  c19" in first
+    controls[2].value = 3  # the live callback runs again
+    again = capsys.readouterr().out
+    assert re.search(r"channel\s+79\s+objectness\s+\+2\.500", again) and "channel   0" not in again
+    plt.close("all")
+    with pytest.raises(ValueError, match="outside"):
+        widgets.head_explorer(raw, VOC_ANCHORS, [f"c{k}" for k in range(20)], image, row=13)
+
+
+def test_location_explorer_moves_the_box_with_its_sliders(capsys):
+    image = np.zeros((130, 130, 3), dtype=np.uint8)
+    box = widgets.location_explorer(image, VOC_ANCHORS, row=7, col=8, anchor=2, t=(0.0, 0.0, 0.0, 0.0))
+    controls = box.children[0].children
+    assert [c.description for c in controls] == ["t_x", "t_y", "t_w", "t_h", "row", "col", "anchor"]
+    assert "yolo: centre (  8.50,   7.50)" in capsys.readouterr().out
+    controls[0].value = 4.0  # t_x: sigmoid(4) = 0.982 of the cell; RPN: 8.5 + 4 * 5.06 cells
+    out = capsys.readouterr().out
+    assert "yolo: centre (  8.98,   7.50)" in out and " rpn: centre ( 28.72,   7.50)" in out
+    plt.close("all")
+    with pytest.raises(ValueError, match="t_x"):
+        widgets.location_explorer(image, VOC_ANCHORS, t=(0.0,))
+    with pytest.raises(ValueError, match="outside"):
+        widgets.location_explorer(image, VOC_ANCHORS, anchor=5)
+
+
+def test_reorg_explorer_has_one_picture_per_output_channel():
+    box = widgets.reorg_explorer(4, 2, 2)
+    slider, stack = box.children
+    assert len(stack.children) == 16 and len(slider.options) == 16
+    assert len({img.value for img in stack.children}) == 16
+    assert "kernel-free-slider" in slider._dom_classes
+    with pytest.raises(ValueError, match="C\\*H\\*W"):
+        widgets.reorg_explorer(64, 26, 26)

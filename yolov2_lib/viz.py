@@ -6,13 +6,20 @@ face of the library stays free of it. Used by every chapter.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import patches
+from matplotlib.colors import to_rgb
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
+import torch
+
+from . import decode, layout
+from .passthrough import reorg_source
 
 __all__ = [
     "load_rgb",
@@ -21,6 +28,22 @@ __all__ = [
     "draw_boxes",
     "highlight_cells",
     "CLASS_COLORS",
+    "FIELD_COLORS",
+    "channel_labels",
+    "draw_channel_grid",
+    "draw_head_tensor",
+    "overlay_grid_values",
+    "describe_anchor",
+    "draw_head_cell",
+    "draw_anchor_block",
+    "draw_location",
+    "draw_assignment",
+    "draw_cell_maps",
+    "layer_table_html",
+    "draw_reorg_planes",
+    "draw_reorg_orders",
+    "draw_reorg_channel",
+    "draw_reorg_cell",
 ]
 
 # A colour-blind friendly cycle (Okabe-Ito), used for classes and anchors alike.
@@ -90,3 +113,741 @@ def draw_boxes(
                     bbox={"facecolor": color, "alpha": 0.8, "pad": 1, "edgecolor": "none"})
         if centres:
             ax.plot([(x1 + x2) / 2], [(y1 + y2) / 2], "o", color=color, ms=5, mec="white")
+
+
+# ---------------------------------------------------------------- the head's channels (chapter 4)
+
+#: Colours of the kinds of channel in drawings of the head: centre, size, objectness, class scores.
+FIELD_COLORS: dict[str, str] = {"xy": "#E69F00", "wh": "#56B4E9", "obj": "#009E73", "class": "#CC79A7"}
+# Short labels of layout.FIELDS ("conf" is YOLO v1's name for objectness); any other label is a class.
+_FIELD_KIND = {"x": "xy", "y": "xy", "w": "wh", "h": "wh", "obj": "obj", "conf": "obj"}
+
+
+def _as_float_array(values) -> np.ndarray:
+    """A float64 numpy copy of a tensor (any device) or array-like."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu()
+    return np.asarray(values, dtype=float)
+
+
+def channel_labels(num_anchors: int, num_classes: int) -> list[list[str]]:
+    """Short labels of the head's ``A * (5 + C)`` channels, one row per anchor, in darknet order.
+
+    Row ``a`` is ``x, y, w, h, obj`` and then the class numbers ``0 .. C-1``, so the
+    label in row ``a``, column ``e`` names channel ``a * (5 + C) + e``
+    (:func:`yolov2_lib.layout.channel_index`).
+
+    Args:
+        num_anchors: A.
+        num_classes: C.
+
+    Returns:
+        A rows of ``5 + C`` labels.
+    """
+    layout.num_channels(num_anchors, num_classes)  # raises on bad counts
+    block = ["x", "y", "w", "h", "obj"] + [str(k) for k in range(num_classes)]
+    return [list(block) for _ in range(num_anchors)]
+
+
+def draw_channel_grid(
+    ax: plt.Axes,
+    labels: Sequence[Sequence[str]],
+    *,
+    highlight: int | Iterable[int] | None = None,
+    values: Sequence[Sequence[float]] | np.ndarray | None = None,
+    start: int = 0,
+    row_names: Sequence[str] | None = None,
+    fontsize: float = 6.0,
+) -> None:
+    """Draw channels as rows of labelled squares, coloured by kind (:data:`FIELD_COLORS`).
+
+    Square ``(r, k)`` is channel ``start + r * n + k`` with ``n = len(labels[0])``:
+    reading the rows left to right, top to bottom, is reading the channels in
+    memory order. Each square shows its channel number above its label (or value).
+
+    Args:
+        ax: the axes to draw in.
+        labels: rows of equal length; ``"x"``, ``"y"``, ``"w"``, ``"h"``, ``"obj"``
+            (or ``"conf"``) are box fields, anything else is a class.
+        highlight: rows drawn strongly (an int or several); ``None`` draws all strongly.
+        values: numbers shaped like ``labels``, written instead of the labels.
+        start: the channel number of the first square.
+        row_names: a name written left of each row.
+        fontsize: size of the labels.
+    """
+    n_rows = len(labels)
+    n = len(labels[0]) if n_rows else 0
+    if n_rows == 0 or n == 0 or any(len(row) != n for row in labels):
+        lengths = [len(r) for r in labels]
+        raise ValueError(f"Expected labels as non-empty rows of equal length, got row lengths {lengths}.")
+    if highlight is None:
+        strong = set(range(n_rows))
+    else:
+        strong = {highlight} if isinstance(highlight, (int, np.integer)) else set(highlight)
+        bad = sorted(r for r in strong if not 0 <= r < n_rows)
+        if bad:
+            raise ValueError(f"highlight rows {bad} out of range for {n_rows} rows.")
+    if values is not None:
+        values = _as_float_array(values)
+        if values.shape != (n_rows, n):
+            raise ValueError(f"Expected values of shape {(n_rows, n)} like labels, got {values.shape}.")
+    if row_names is not None and len(row_names) != n_rows:
+        raise ValueError(f"Expected {n_rows} row_names, got {len(row_names)}.")
+    for r, row in enumerate(labels):
+        on = r in strong
+        for k, label in enumerate(row):
+            color = FIELD_COLORS[_FIELD_KIND.get(label, "class")]
+            ax.add_patch(patches.Rectangle((k, r), 1, 1, facecolor=color, alpha=1.0 if on else 0.15,
+                                           edgecolor="white", lw=0.8))
+            text = label if values is None else f"{values[r, k]:.1f}"
+            ink = "black" if on else "0.65"
+            ax.text(k + 0.5, r + 0.3, str(start + r * n + k), ha="center", va="center",
+                    fontsize=fontsize * 0.8, color=ink)
+            ax.text(k + 0.5, r + 0.7, text, ha="center", va="center", fontsize=fontsize, color=ink,
+                    fontweight="bold" if on else "normal")
+        if row_names is not None:
+            ax.text(-0.2, r + 0.5, row_names[r], ha="right", va="center", fontsize=fontsize + 2,
+                    color="black" if on else "0.65")
+    ax.set_xlim(0, n)
+    ax.set_ylim(n_rows, 0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def draw_head_tensor(
+    ax: plt.Axes,
+    raw,
+    *,
+    cell: tuple[int, int] | None = None,
+    channels: Iterable[int] | None = None,
+    block: int | None = None,
+    vmax: float | None = None,
+):
+    """Draw one image's raw head tensor unrolled: one picture row per cell, one column per channel.
+
+    Cell ``(row, col)`` of an ``H x W`` grid is picture row ``row * W + col``.
+
+    Args:
+        ax: the axes to draw in.
+        raw: (A*(5+C), H, W) head output of one image (tensor or array).
+        cell: (row, col) of a cell whose picture row is outlined.
+        channels: channels whose span (smallest to largest) is outlined.
+        block: a thin line every ``block`` channels (``5 + C`` separates the anchors).
+        vmax: the colour scale is ``[-vmax, vmax]`` (default: the largest absolute value).
+
+    Returns:
+        The image artist (for a colour bar).
+    """
+    arr = _as_float_array(raw)
+    if arr.ndim != 3:
+        raise ValueError(f"Expected raw of shape (A*(5+C), H, W) for one image, got {arr.shape}.")
+    C, H, W = arr.shape
+    pic = arr.reshape(C, H * W).T  # (H*W, C): picture row r*W + c is cell (r, c)
+    if vmax is None:
+        vmax = float(np.abs(pic).max()) or 1.0
+    im = ax.imshow(pic, aspect="auto", cmap="coolwarm", vmin=-vmax, vmax=vmax, interpolation="nearest",
+                   extent=(-0.5, C - 0.5, H * W - 0.5, -0.5))
+    if block:
+        for k in range(block, C, block):
+            ax.axvline(k - 0.5, color="0.25", lw=0.6)
+    y = lo = hi = None
+    if cell is not None:
+        r, c = cell
+        if not (0 <= r < H and 0 <= c < W):
+            raise ValueError(f"cell {cell} outside the {H} x {W} grid.")
+        y = r * W + c
+        ax.add_patch(patches.Rectangle((-0.5, y - 0.5), C, 1, fill=False, edgecolor="black", lw=1.0))
+        ax.annotate("", xy=(-0.5, y), xytext=(-0.09 * C, y), annotation_clip=False,
+                    arrowprops={"arrowstyle": "->", "color": "black"})
+    if channels is not None:
+        chs = list(channels)
+        if not chs or min(chs) < 0 or max(chs) >= C:
+            raise ValueError(f"channels must be non-empty and inside [0, {C}), got {chs}.")
+        lo, hi = min(chs), max(chs)
+        ax.add_patch(patches.Rectangle((lo - 0.5, -0.5), hi - lo + 1, H * W, fill=False, edgecolor="black", lw=1.2))
+    if y is not None and lo is not None:
+        ax.add_patch(patches.Rectangle((lo - 0.5, y - 2.5), hi - lo + 1, 5, fill=False, edgecolor="#F0E442", lw=2.5))
+    ax.set_xlabel("channel")
+    ax.set_ylabel("cell (row * W + col)")
+    return im
+
+
+def overlay_grid_values(
+    ax: plt.Axes, values, width: float, height: float, *, cmap: str = "viridis", alpha: float = 0.55,
+    vmin: float = 0.0, vmax: float = 1.0,
+):
+    """Paint an (H, W) array of per-cell values over an image of ``width x height`` pixels.
+
+    Returns:
+        The image artist (for a colour bar).
+    """
+    arr = _as_float_array(values)
+    if arr.ndim != 2:
+        raise ValueError(f"Expected per-cell values of shape (H, W), got {arr.shape}.")
+    return ax.imshow(arr, extent=(0, width, height, 0), cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax,
+                     interpolation="nearest")
+
+
+def describe_anchor(
+    raw: torch.Tensor, anchors: torch.Tensor, row: int, col: int, anchor: int, class_names: Sequence[str]
+) -> list[tuple[int, str, float, float, str]]:
+    """The ``5 + C`` numbers one anchor of one cell predicts: where they sit and what they mean.
+
+    Args:
+        raw: (A*(5+C), H, W) head output of one image.
+        anchors: (A, 2) anchors in grid cells.
+        row: the cell's row.
+        col: the cell's column.
+        anchor: the anchor's index.
+        class_names: the C class names.
+
+    Returns:
+        One ``(channel, name, raw value, decoded value, meaning)`` per number, in channel order:
+        ``sigmoid(t_x)``, ``sigmoid(t_y)`` (offsets in the cell), ``p_w exp(t_w)``,
+        ``p_h exp(t_h)`` (size in grid cells), ``sigmoid(t_o)`` and the softmax over classes.
+    """
+    if not isinstance(raw, torch.Tensor) or raw.dim() != 3:
+        raise ValueError(f"Expected raw of shape (A*(5+C), H, W) for one image, got {getattr(raw, 'shape', raw)}.")
+    A, C = anchors.shape[0], len(class_names)
+    if raw.shape[0] != layout.num_channels(A, C):
+        raise ValueError(f"raw has {raw.shape[0]} channels, but {A} anchors and {C} class names "
+                         f"need {layout.num_channels(A, C)}.")
+    _, H, W = raw.shape
+    if not (0 <= row < H and 0 <= col < W and 0 <= anchor < A):
+        raise ValueError(f"(row, col, anchor) = {(row, col, anchor)} outside the {H} x {W} grid of {A} anchors.")
+    t = layout.head_view(raw[None], A)[0, row, col, anchor].detach().cpu().double()  # (5+C,)
+    p_w, p_h = anchors[anchor].tolist()
+    probs = torch.softmax(t[5:], dim=0)
+    decoded = [torch.sigmoid(t[0]), torch.sigmoid(t[1]), p_w * torch.exp(t[2]), p_h * torch.exp(t[3]),
+               torch.sigmoid(t[4])] + list(probs)
+    meaning = ["sigmoid: x offset in the cell", "sigmoid: y offset in the cell", "p_w exp(t_w): width, cells",
+               "p_h exp(t_h): height, cells", "sigmoid: P(object)"]
+    meaning += ["softmax: P(class | object)"] * C
+    names = list(layout.FIELDS) + list(class_names)
+    return [(layout.channel_index(anchor, e, C), names[e], float(t[e]), float(decoded[e]), meaning[e])
+            for e in range(5 + C)]
+
+
+def _cxcywh_to_pixels(cxcywh, width: float, height: float) -> np.ndarray:
+    cx, cy, w, h = _as_float_array(cxcywh)
+    return np.array([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height])
+
+
+def draw_head_cell(
+    raw: torch.Tensor, anchors: torch.Tensor, class_names: Sequence[str], image: np.ndarray,
+    row: int, col: int, anchor: int,
+) -> plt.Figure:
+    """One cell and anchor of the head: its box on the image, its place in the tensor, its numbers.
+
+    Left: the image with the grid, the cell shaded, the anchor's prior (dotted) and the
+    box its numbers decode to. Right: the tensor unrolled (:func:`draw_head_tensor`) with
+    the cell's row and the anchor's ``5 + C`` channels outlined. Below: the raw numbers.
+
+    Args:
+        raw: (A*(5+C), H, W) head output of one image.
+        anchors: (A, 2) anchors in grid cells.
+        class_names: the C class names.
+        image: (h, w, 3) image the grid covers.
+        row: the cell's row.
+        col: the cell's column.
+        anchor: the anchor's index.
+
+    Returns:
+        The figure.
+    """
+    rows = describe_anchor(raw, anchors, row, col, anchor, class_names)
+    C = len(class_names)
+    _, H, W = raw.shape
+    height, width = image.shape[:2]
+    fig = plt.figure(figsize=(11, 7))
+    grid = fig.add_gridspec(2, 2, height_ratios=(1.25, 1), width_ratios=(1.2, 1))
+    ax_img, ax_t, ax_bar = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
+    show_image(image, ax_img, f"cell (row {row}, col {col}), anchor {anchor}")
+    draw_grid(ax_img, width, height, (H, W))
+    ax_img.add_patch(patches.Rectangle((col * width / W, row * height / H), width / W, height / H,
+                                       facecolor="red", alpha=0.35, edgecolor="none"))
+    box = decode.decode(raw[None].detach().cpu().double(), anchors.cpu().double(), C).boxes[0, row, col, anchor]
+    p_w, p_h = anchors[anchor].tolist()
+    prior = [(col + 0.5) / W, (row + 0.5) / H, p_w / W, p_h / H]  # t = 0: the anchor, centred in the cell
+    draw_boxes(ax_img, [_cxcywh_to_pixels(prior, width, height)], colors="white", lw=1.5, linestyle=":")
+    draw_boxes(ax_img, [_cxcywh_to_pixels(box, width, height)], [f"decoded box, P(object) {rows[4][3]:.2f}"],
+               colors=CLASS_COLORS[5], centres=True)
+    ax_img.set_xlim(0, width)
+    ax_img.set_ylim(height, 0)
+    channels = [ch for ch, *_ in rows]
+    draw_head_tensor(ax_t, raw, cell=(row, col), channels=channels, block=5 + C)
+    ax_t.set_title(f"the tensor: {H * W} cells x {raw.shape[0]} channels")
+    values = [v for _, _, v, _, _ in rows]
+    kinds = [_FIELD_KIND.get(lab, "class") for lab in channel_labels(1, C)[0]]
+    ax_bar.bar(range(5 + C), values, color=[FIELD_COLORS[k] for k in kinds])
+    ax_bar.set_xticks(range(5 + C), [f"{name}\n{ch}" for ch, name, *_ in rows], rotation=90, fontsize=7)
+    ax_bar.axhline(0, color="0.3", lw=0.6)
+    ax_bar.set_ylabel("raw value")
+    ax_bar.set_title(f"its {5 + C} numbers: channels {channels[0]} to {channels[-1]} (name, channel)")
+    fig.tight_layout()
+    return fig
+
+
+def draw_anchor_block(raw: torch.Tensor, anchors: torch.Tensor, image: np.ndarray, anchor: int) -> plt.Figure:
+    """The ``5 + C`` channels of one anchor: in the table of channels, in the tensor, over the image.
+
+    Top: :func:`draw_channel_grid` with the anchor's row highlighted. Bottom left: the
+    tensor unrolled with the anchor's channels outlined. Bottom right: the anchor's
+    objectness ``sigmoid(t_o)`` in every cell over the image, and the anchor's shape
+    (dotted) in the middle of the image.
+
+    Args:
+        raw: (A*(5+C), H, W) head output of one image.
+        anchors: (A, 2) anchors in grid cells.
+        image: (h, w, 3) image the grid covers.
+        anchor: the anchor's index.
+
+    Returns:
+        The figure.
+    """
+    if not isinstance(raw, torch.Tensor) or raw.dim() != 3:
+        raise ValueError(f"Expected raw of shape (A*(5+C), H, W) for one image, got {getattr(raw, 'shape', raw)}.")
+    A = anchors.shape[0]
+    if not 0 <= anchor < A:
+        raise ValueError(f"anchor {anchor} out of range for {A} anchors.")
+    view = layout.head_view(raw[None], A)[0].detach().cpu()  # (H, W, A, 5+C), checks the channels
+    H, W, _, per_anchor = view.shape
+    height, width = image.shape[:2]
+    p_w, p_h = anchors[anchor].tolist()
+    fig = plt.figure(figsize=(11, 6.6))
+    grid = fig.add_gridspec(2, 2, height_ratios=(1, 2), width_ratios=(1, 1.15))
+    ax_grid, ax_t, ax_img = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    draw_channel_grid(ax_grid, channel_labels(A, per_anchor - 5), highlight=anchor,
+                      row_names=[f"anchor {a}" for a in range(A)])
+    first = layout.channel_index(anchor, 0, per_anchor - 5)
+    ax_grid.set_title(f"anchor {anchor}: channels {first} to {first + per_anchor - 1} "
+                      "(channel number above, field below)")
+    draw_head_tensor(ax_t, raw, channels=range(first, first + per_anchor), block=per_anchor)
+    ax_t.set_title(f"the tensor: {H * W} cells x {raw.shape[0]} channels")
+    show_image(image, ax_img, f"sigmoid(t_o) of anchor {anchor} ({p_w:.2f} x {p_h:.2f} cells)")
+    draw_grid(ax_img, width, height, (H, W))
+    overlay_grid_values(ax_img, torch.sigmoid(view[:, :, anchor, 4]), width, height)
+    centred = [(0.5 - p_w / W / 2) * width, (0.5 - p_h / H / 2) * height,
+               (0.5 + p_w / W / 2) * width, (0.5 + p_h / H / 2) * height]
+    draw_boxes(ax_img, [centred], colors="white", lw=1.5, linestyle=":")
+    ax_img.set_xlim(0, width)
+    ax_img.set_ylim(height, 0)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- direct location prediction (chapter 5)
+
+
+def draw_location(
+    ax: plt.Axes,
+    image: np.ndarray,
+    t: Sequence[float],
+    cell: tuple[int, int],
+    anchor: Sequence[float],
+    *,
+    grid: int = 13,
+    unconstrained: bool = False,
+    margin: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """Draw where ``t = (t_x, t_y, t_w, t_h)`` puts the box of one cell and anchor.
+
+    Over the image and its ``grid x grid`` cells (the chosen cell shaded): the anchor
+    itself, i.e. ``t = 0`` (dotted white); YOLO v2's box from
+    :func:`yolov2_lib.decode.decode_boxes` (solid, its centre a dot); with
+    ``unconstrained`` also the same ``t`` read as Faster R-CNN's region proposal offsets,
+    ``x = x_a + t_x w_a`` (dashed, its centre a cross), whose centre can leave the cell.
+
+    Args:
+        ax: the axes to draw in.
+        image: (h, w, 3) image the grid covers.
+        t: the four raw numbers.
+        cell: (row, col) of the predicting cell.
+        anchor: (p_w, p_h) in grid cells.
+        grid: cells per side.
+        unconstrained: also draw the RPN-style reading of ``t``.
+        margin: show this fraction of the image size around it (boxes may leave the image).
+
+    Returns:
+        ``{"prior", "yolo"[, "rpn"]}``: (4,) pixel ``(x1, y1, x2, y2)`` boxes.
+    """
+    if len(t) != 4:
+        raise ValueError(f"Expected t = (t_x, t_y, t_w, t_h), got {t!r}.")
+    row, col = cell
+    if not (0 <= row < grid and 0 <= col < grid):
+        raise ValueError(f"cell {cell} outside the {grid} x {grid} grid.")
+    height, width = image.shape[:2]
+    anchors = torch.tensor([list(anchor)], dtype=torch.float64)  # (1, 2)
+    raw = torch.zeros(grid, grid, 1, 4, dtype=torch.float64)
+    prior = decode.decode_boxes(raw, anchors)[row, col, 0]
+    raw[row, col, 0] = torch.tensor([float(v) for v in t], dtype=torch.float64)
+    yolo = decode.decode_boxes(raw, anchors)[row, col, 0]
+    out = {"prior": _cxcywh_to_pixels(prior, width, height), "yolo": _cxcywh_to_pixels(yolo, width, height)}
+    show_image(image, ax)
+    draw_grid(ax, width, height, grid)
+    highlight_cells(ax, [(row, col)], width, height, grid)
+    draw_boxes(ax, [out["prior"]], colors=CLASS_COLORS[3], lw=1.5, linestyle=":")
+    draw_boxes(ax, [out["yolo"]], colors=CLASS_COLORS[1], centres=True, lw=2.5)
+    handles = [patches.Patch(facecolor="none", edgecolor=CLASS_COLORS[3], linestyle=":", label="anchor (t = 0)"),
+               patches.Patch(facecolor="none", edgecolor=CLASS_COLORS[1], label="YOLO v2: sigmoid offset")]
+    if unconstrained:
+        t_x, t_y, t_w, t_h = (float(v) for v in t)
+        p_w, p_h = float(anchor[0]), float(anchor[1])
+        rpn = torch.tensor([(col + 0.5 + t_x * p_w) / grid, (row + 0.5 + t_y * p_h) / grid,
+                            p_w * np.exp(t_w) / grid, p_h * np.exp(t_h) / grid])
+        out["rpn"] = _cxcywh_to_pixels(rpn, width, height)
+        draw_boxes(ax, [out["rpn"]], colors=CLASS_COLORS[5], lw=2.0, linestyle="--")
+        ax.plot([rpn[0] * width], [rpn[1] * height], "X", color=CLASS_COLORS[5], ms=9, mec="white")
+        handles.append(patches.Patch(facecolor="none", edgecolor=CLASS_COLORS[5], linestyle="--",
+                                     label="unconstrained: x_a + t_x w_a"))
+    ax.set_xlim(-margin * width, (1 + margin) * width)
+    ax.set_ylim((1 + margin) * height, -margin * height)
+    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.85)
+    return out
+
+
+# ---------------------------------------------------------------- the loss (chapter 6)
+
+
+def draw_assignment(
+    ax: plt.Axes,
+    image: np.ndarray,
+    truth,
+    cells,
+    anchor_wh,
+    grid: int | tuple[int, int],
+    labels: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Draw which anchor answers for each ground truth: its cell and the anchor's box there.
+
+    Over the image and its grid: each truth box (solid, its centre a dot), the cell
+    holding its centre (shaded) and the responsible anchor drawn at rest in that
+    cell, i.e. centred in it with the anchor's size (dashed, same colour).
+
+    Args:
+        ax: the axes to draw in.
+        image: (h, w, 3) image the grid covers.
+        truth: (N, 4) normalised ``cxcywh`` truth boxes.
+        cells: (N, 2) ``(row, col)`` of each truth's cell.
+        anchor_wh: (N, 2) size ``(p_w, p_h)`` in grid cells of each truth's anchor.
+        grid: cells per side, or ``(rows, cols)``.
+        labels: N labels for the truth boxes.
+
+    Returns:
+        (N, 4) pixel ``(x1, y1, x2, y2)`` of the anchor boxes drawn.
+    """
+    truth, cells, anchor_wh = _as_float_array(truth), _as_float_array(cells), _as_float_array(anchor_wh)
+    n = truth.shape[0] if truth.ndim == 2 else -1
+    if truth.shape != (n, 4) or cells.shape != (n, 2) or anchor_wh.shape != (n, 2):
+        raise ValueError(f"Expected truth (N, 4), cells (N, 2) and anchor_wh (N, 2), got "
+                         f"{truth.shape}, {cells.shape} and {anchor_wh.shape}.")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"Expected {n} labels (one per truth box), got {len(labels)}.")
+    rows, cols = (grid, grid) if isinstance(grid, int) else grid
+    height, width = image.shape[:2]
+    cw, ch = width / cols, height / rows
+    colors = [CLASS_COLORS[k % len(CLASS_COLORS)] for k in range(n)]
+    show_image(image, ax)
+    draw_grid(ax, width, height, (rows, cols))
+    for r, c in cells:
+        ax.add_patch(patches.Rectangle((c * cw, r * ch), cw, ch, facecolor="red", alpha=0.3, edgecolor="none"))
+    draw_boxes(ax, [_cxcywh_to_pixels(b, width, height) for b in truth], labels, colors, centres=True)
+    centre_x, centre_y = (cells[:, 1] + 0.5) * cw, (cells[:, 0] + 0.5) * ch  # (N,) pixels
+    prior = np.stack([centre_x - anchor_wh[:, 0] * cw / 2, centre_y - anchor_wh[:, 1] * ch / 2,
+                      centre_x + anchor_wh[:, 0] * cw / 2, centre_y + anchor_wh[:, 1] * ch / 2], axis=1)
+    draw_boxes(ax, prior, colors=colors, lw=1.5, linestyle="--")
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    return prior
+
+
+def draw_cell_maps(
+    image: np.ndarray,
+    maps: dict[str, object],
+    boxes=None,
+    ncols: int = 3,
+    cmap: str = "magma",
+) -> plt.Figure:
+    """One panel per named (H, W) map of per-cell values, painted over the image.
+
+    Each panel has its own colour scale, from the map's minimum to its maximum, and a
+    colour bar: the maps may differ by orders of magnitude (the loss terms' gradients
+    do), and a map that is nearly uniform still shows where it is lower.
+
+    Args:
+        image: (h, w, 3) image the grid covers.
+        maps: title -> (H, W) non-negative values (tensor or array), one panel each.
+        boxes: optional (N, 4) pixel ``(x1, y1, x2, y2)`` boxes drawn on every panel.
+        ncols: panels per row.
+        cmap: matplotlib colour map.
+
+    Returns:
+        The figure.
+    """
+    if not maps:
+        raise ValueError("Expected at least one map to draw.")
+    arrays = {name: _as_float_array(m) for name, m in maps.items()}
+    for name, arr in arrays.items():
+        if arr.ndim != 2:
+            raise ValueError(f"Map {name!r}: expected per-cell values of shape (H, W), got {arr.shape}.")
+        if (arr < 0).any():
+            raise ValueError(f"Map {name!r}: expected non-negative values, got a minimum of {arr.min()}.")
+    height, width = image.shape[:2]
+    nrows = -(-len(arrays) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows * height / width + 0.4), squeeze=False)
+    for ax in axes.flat[len(arrays):]:
+        ax.axis("off")
+    for ax, (name, arr) in zip(axes.flat, arrays.items()):
+        show_image(image, ax, name)
+        draw_grid(ax, width, height, arr.shape, lw=0.4, alpha=0.5)
+        low, high = float(arr.min()), float(arr.max())
+        art = overlay_grid_values(ax, arr, width, height, cmap=cmap, alpha=0.75, vmin=low,
+                                  vmax=high if high > low else low + 1.0)
+        if boxes is not None:
+            draw_boxes(ax, boxes, colors="white", lw=1.0)
+        ax.set_xlim(0, width)
+        ax.set_ylim(height, 0)
+        fig.colorbar(art, ax=ax, fraction=0.046, pad=0.02)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- Darknet-19's layer table (chapter 2)
+
+
+def layer_table_html(rows: Sequence, *, caption: str | None = None) -> str:
+    """An HTML table of :func:`yolov2_lib.model.layer_table` rows, with a total row.
+
+    Columns: layer, type, filters, size/stride, input and output shapes (C x H x W),
+    parameters and GFLOPs (a multiply-add counted as 2, as the paper does).
+
+    Args:
+        rows: ``LayerRow``s (anything with their fields).
+        caption: an optional caption above the table.
+
+    Returns:
+        The HTML text (display it with ``IPython.display.HTML``).
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("layer_table_html needs at least one row.")
+
+    def shape(s: tuple) -> str:
+        if s and isinstance(s[0], tuple):  # a route: the shapes it concatenates
+            return " + ".join(shape(t) for t in s)
+        return " &times; ".join(str(int(v)) for v in s)
+
+    right = ' style="text-align:right"'
+    head = ["layer", "type", "filters", "size/stride", "input", "output", "parameters", "GFLOPs"]
+    out = ['<table class="layer-table">']
+    if caption:
+        out.append(f"<caption>{html.escape(caption)}</caption>")
+    out.append("<thead><tr>" + "".join(f"<th{right if i in (0, 2, 6, 7) else ''}>{h}</th>"
+                                       for i, h in enumerate(head)) + "</tr></thead><tbody>")
+    for r in rows:
+        size = f"{r.size}&times;{r.size}/{r.stride}" if r.size else (f"/{r.stride}" if r.stride else "")
+        cells = [str(r.index), html.escape(str(r.type)), "" if r.filters is None else str(r.filters), size,
+                 shape(r.input_shape), shape(r.output_shape), f"{r.params:,}", f"{r.flops / 1e9:.3f}"]
+        out.append("<tr>" + "".join(f"<td{right if i in (0, 2, 6, 7) else ''}>{c}</td>"
+                                    for i, c in enumerate(cells)) + "</tr>")
+    total_p = sum(r.params for r in rows)
+    total_f = sum(r.flops for r in rows)
+    out.append(f'<tr><th colspan="6">total ({len(rows)} layers)</th><th{right}>{total_p:,}</th>'
+               f"<th{right}>{total_f / 1e9:.3f}</th></tr></tbody></table>")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- the passthrough's reorg (chapter 7)
+
+
+def _check_source(source) -> np.ndarray:
+    arr = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else np.asarray(source)
+    if arr.ndim != 4 or arr.shape[0] != 3:
+        raise ValueError(f"Expected a (3, C, H, W) source tensor (from passthrough.reorg_source), got {arr.shape}.")
+    return arr.astype(int)
+
+
+def _plane_origins(num: int, height: int, width: int, ncols: int) -> list[tuple[float, float]]:
+    gap = 0.6
+    return [((k % ncols) * (width + gap), (k // ncols) * (height + gap + 0.5) + 0.5) for k in range(num)]
+
+
+def draw_reorg_planes(
+    ax: plt.Axes,
+    source,
+    *,
+    ncols: int | None = None,
+    highlight=None,
+    notes: dict[tuple[int, int, int], str] | None = None,
+    title: str | None = None,
+    fontsize: float = 7.0,
+    plane_name: str = "ch",
+    start: int = 0,
+    faded_labels: bool = True,
+) -> None:
+    """Draw a (C, H, W) tensor as C small grids, each cell labelled with the input value it holds.
+
+    Cell ``(k, y, x)`` shows ``c,y,x``: the input channel, row and column its value
+    comes from, coloured by that input channel. ``passthrough.reorg_source`` gives the
+    sources of a reorg's output; ``reorg_source(C, H, W, stride=1)`` is the input itself.
+
+    Args:
+        ax: the axes to draw in.
+        source: (3, C, H, W) integers, as returned by :func:`yolov2_lib.passthrough.reorg_source`.
+        ncols: grids per row (default: about the square root of C).
+        highlight: optional (C, H, W) booleans; highlighted cells are outlined, the others faded.
+        notes: ``(k, y, x) -> text`` written under the label of that cell.
+        title: the axes title.
+        fontsize: size of the labels.
+        plane_name: the word before each grid's number.
+        start: the number of the first grid (grid k is named ``plane_name start + k``).
+        faded_labels: also label the faded cells (drawing is faster without).
+    """
+    src = _check_source(source)
+    _, num, height, width = src.shape
+    ncols = ncols or int(np.ceil(np.sqrt(num)))
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}.")
+    mask = np.ones((num, height, width), bool)
+    if highlight is not None:
+        mask = highlight.detach().cpu().numpy() if isinstance(highlight, torch.Tensor) else np.asarray(highlight)
+        if mask.shape != (num, height, width):
+            raise ValueError(f"Expected highlight of shape {(num, height, width)}, got {mask.shape}.")
+        mask = mask.astype(bool)
+    notes = notes or {}
+    palette = np.array([to_rgb(c) for c in CLASS_COLORS])
+    alpha_on = 0.45 if highlight is None else 0.85
+    for k, (ox, oy) in enumerate(_plane_origins(num, height, width, ncols)):
+        ax.text(ox + width / 2, oy - 0.12, f"{plane_name} {start + k}", ha="center", va="bottom",
+                fontsize=fontsize + 1)
+        # one picture per grid (fast to draw): colour of the source channel, faded where not highlighted
+        rgba = np.concatenate([palette[src[0, k] % len(palette)],
+                               np.where(mask[k], alpha_on, 0.08)[..., None]], axis=-1)  # (H, W, 4)
+        ax.imshow(rgba, extent=(ox, ox + width, oy + height, oy), interpolation="nearest")
+        ax.vlines(ox + np.arange(1, width), oy, oy + height, colors="white", lw=0.8)
+        ax.hlines(oy + np.arange(1, height), ox, ox + width, colors="white", lw=0.8)
+        for y, x in zip(*np.nonzero(mask[k] | faded_labels)):
+            c, sy, sx = src[:, k, y, x]
+            on = mask[k, y, x]
+            if on and highlight is not None:
+                ax.add_patch(patches.Rectangle((ox + x, oy + y), 1, 1, fill=False, edgecolor="black", lw=1.4))
+            note = notes.get((k, int(y), int(x)))
+            ink = "black" if on else "0.7"
+            ax.text(ox + x + 0.5, oy + y + (0.38 if note else 0.5), f"{c},{sy},{sx}", ha="center",
+                    va="center", fontsize=fontsize, color=ink)
+            if note:
+                ax.text(ox + x + 0.5, oy + y + 0.75, note, ha="center", va="center", fontsize=fontsize * 0.85,
+                        color=ink, fontweight="bold")
+    nrows = -(-num // ncols)
+    ax.set_xlim(-0.1, ncols * (width + 0.6) - 0.5)
+    ax.set_ylim(nrows * (height + 1.1) + 0.1, 0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=fontsize + 3)
+
+
+def draw_reorg_orders(channels: int, height: int, width: int, stride: int = 2) -> plt.Figure:
+    """The input of a reorg and its output in both orders, every value labelled by its origin.
+
+    Args:
+        channels, height, width: the input shape (C, H, W); keep it small (C=4, H=W=4) to read labels.
+        stride: s.
+
+    Returns:
+        A figure of three panels: the input, darknet's order, space-to-depth.
+    """
+    identity = reorg_source(channels, height, width, 1, "space_to_depth")
+    darknet = reorg_source(channels, height, width, stride, "darknet")
+    s2d = reorg_source(channels, height, width, stride, "space_to_depth")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
+    draw_reorg_planes(axes[0], identity, title=f"input: {channels} x {height} x {width}", plane_name="input ch")
+    c2, h2, w2 = darknet.shape[1:]
+    draw_reorg_planes(axes[1], darknet, ncols=stride * stride, title=f"darknet reorg: {c2} x {h2} x {w2}")
+    draw_reorg_planes(axes[2], s2d, ncols=stride * stride, title=f"space_to_depth: {c2} x {h2} x {w2}")
+    fig.tight_layout()
+    return fig
+
+
+def draw_reorg_channel(channels: int, height: int, width: int, out_channel: int, stride: int = 2) -> plt.Figure:
+    """Where the values of one output channel of a reorg come from, for both orders.
+
+    One row per order: the input with the cells feeding ``out_channel`` highlighted and
+    marked with the output cell they go to, then that output channel itself.
+
+    Args:
+        channels, height, width: the input shape (C, H, W).
+        out_channel: an output channel, in ``[0, C * s^2)``.
+        stride: s.
+
+    Returns:
+        The figure.
+    """
+    num_out = channels * stride * stride
+    if not 0 <= out_channel < num_out:
+        raise ValueError(f"out_channel must be in [0, {num_out}) for {channels} input channels, got {out_channel}.")
+    identity = reorg_source(channels, height, width, 1, "space_to_depth")
+    fig, axes = plt.subplots(2, 2, figsize=(9.5, 8.4), gridspec_kw={"width_ratios": [2.0, 0.8]})
+    for row, order in enumerate(("darknet", "space_to_depth")):
+        src = reorg_source(channels, height, width, stride, order)[:, out_channel]  # (3, H/s, W/s)
+        highlight = torch.zeros(channels, height, width, dtype=torch.bool)
+        notes = {}
+        for y in range(src.shape[1]):
+            for x in range(src.shape[2]):
+                c, sy, sx = src[:, y, x].tolist()
+                highlight[c, sy, sx] = True
+                notes[(c, sy, sx)] = f"-> {y},{x}"
+        draw_reorg_planes(axes[row, 0], identity, highlight=highlight, notes=notes, plane_name="input ch",
+                          faded_labels=False,
+                          title=f"{order}: the input values of output channel {out_channel}")
+        draw_reorg_planes(axes[row, 1], src[:, None], ncols=1, plane_name="output ch", start=out_channel,
+                          title=f"{order}: output channel {out_channel}")
+        # the same scale as the input panel, so that a cell is a cell
+        x0, x1 = axes[row, 0].get_xlim()
+        axes[row, 1].set_xlim(x0, x0 + (x1 - x0) / 2.0)
+        axes[row, 1].set_ylim(axes[row, 0].get_ylim())
+    fig.tight_layout()
+    return fig
+
+
+def draw_reorg_cell(
+    channels: int, height: int, width: int, cell: tuple[int, int], stride: int = 2
+) -> plt.Figure:
+    """Where the ``C * s^2`` values of one output cell come from, on the input plane, for both orders.
+
+    Each panel is the input's H x W plane; a position's colour (and number, on small
+    planes) counts how many of the output cell's values come from it, over all input
+    channels. The cell's own ``s x s`` block is outlined: space-to-depth never leaves it,
+    darknet's order does.
+
+    Args:
+        channels, height, width: the input shape (C, H, W).
+        cell: (row, col) of the output cell, on the (H/s, W/s) grid.
+        stride: s.
+
+    Returns:
+        The figure.
+    """
+    row, col = cell
+    if not (0 <= row < height // stride and 0 <= col < width // stride):
+        raise ValueError(f"cell {cell} outside the {height // stride} x {width // stride} output grid.")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
+    for ax, order in zip(axes, ("darknet", "space_to_depth")):
+        src = reorg_source(channels, height, width, stride, order)[:, :, row, col]  # (3, C*s^2)
+        counts = np.zeros((height, width), int)
+        np.add.at(counts, (src[1].numpy(), src[2].numpy()), 1)
+        ax.imshow(counts, cmap="Blues", vmin=0, vmax=max(int(counts.max()), 1), interpolation="nearest")
+        ax.add_patch(patches.Rectangle((col * stride - 0.5, row * stride - 0.5), stride, stride, fill=False,
+                                       edgecolor="#D55E00", lw=2.0))
+        if height * width <= 144:
+            for (y, x), n in np.ndenumerate(counts):
+                if n:
+                    ax.text(x, y, str(n), ha="center", va="center", fontsize=9,
+                            color="white" if n > counts.max() / 2 else "black")
+        ax.set_title(f"{order}: output cell {tuple(cell)} reads\n{int((counts > 0).sum())} input positions")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("input column")
+        ax.set_ylabel("input row")
+    fig.tight_layout()
+    return fig

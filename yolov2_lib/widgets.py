@@ -24,7 +24,10 @@ import torch
 
 from . import viz
 
-__all__ = ["figure_png", "png_image", "kernel_free_slider", "live", "head_explorer", "location_explorer"]
+__all__ = [
+    "figure_png", "png_image", "kernel_free_slider", "live", "head_explorer", "location_explorer",
+    "reorg_explorer",
+]
 
 
 def figure_png(fig: plt.Figure, dpi: int = 80) -> bytes:
@@ -140,7 +143,7 @@ def head_explorer(
     def update(row: int, col: int, anchor: int) -> None:
         viz.draw_head_cell(raw, anchors, class_names, image, row, col, anchor)
         for ch, name, value, decoded, meaning in viz.describe_anchor(raw, anchors, row, col, anchor, class_names):
-            print(f"channel {ch:>3}  {name:<12} raw {value:+8.3f}   {decoded:8.3f}  {meaning}")
+            print(f"channel {ch:>3}  {name:<11} {value:+7.3f} -> {decoded:7.3f}  {meaning}")
 
     return live(controls, update)
 
@@ -208,3 +211,26 @@ def location_explorer(
     box = live(controls, update)
     box.children[0].layout.flex_flow = "row wrap"
     return box
+
+
+# ---------------------------------------------------------------- chapter 7: the passthrough layer
+
+
+def reorg_explorer(channels: int = 4, height: int = 4, width: int = 4, stride: int = 2) -> W.VBox:
+    """Slide over the output channels of a reorg; see where each one's values come from.
+
+    A kernel-free widget: one :func:`yolov2_lib.viz.draw_reorg_channel` picture per
+    output channel (darknet's order above, space-to-depth below), drawn in advance.
+
+    Args:
+        channels, height, width: the input shape (C, H, W); small, the labels must be readable.
+        stride: s.
+
+    Returns:
+        The :func:`kernel_free_slider` box (``C * s^2`` positions).
+    """
+    if channels * height * width > 256:
+        raise ValueError(f"reorg_explorer labels every value: keep C*H*W <= 256, got {channels}x{height}x{width}.")
+    return kernel_free_slider(list(range(channels * stride * stride)),
+                              lambda k: viz.draw_reorg_channel(channels, height, width, k, stride),
+                              "output ch")

@@ -18,7 +18,7 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
         if key not in seen:
             seen.add(key)
             unique.append(js)
-    context["script_files"] = unique
+    scripts[:] = unique  # in place: myst-nb appends the widget state to this very list later
 
 
 def setup(app):
