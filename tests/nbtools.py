@@ -62,6 +62,8 @@ def problems(path: Path) -> list[str]:
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:
         out.append(f"{path.name}: invalid notebook: {exc.message}")
+    if "widgets" in nb.metadata:
+        out.append(f"{path.name}: stores widget state in its metadata (strip it)")
     code = [c for c in nb.cells if c.cell_type == "code"]
     if not code or code[0].source != setup_cell():
         out.append(f"{path.name}: the first code cell is not tests/nbtools.py's setup_cell()")
@@ -80,6 +82,8 @@ def problems(path: Path) -> list[str]:
 
 def strip(nb) -> None:
     """Drop every output except those of checked cells, which get a stable execution count."""
+    # the widget state nbclient saves is megabytes of PNGs; the book build re-creates it
+    nb.metadata.pop("widgets", None)
     count = 0
     for cell in nb.cells:
         if cell.cell_type != "code":
