@@ -240,13 +240,13 @@ def test_layer_table_html_has_a_row_per_layer_and_the_totals():
     total_p = sum(r.params for r in rows)
     assert f"{total_p:,}</th>" in text and f"total ({len(rows)} layers)" in text
     first = rows[0]
-    assert f"<td>{first.input_shape[0]} &times; 64 &times; 64</td>" in text
+    assert f">{first.input_shape[0]}&times;64&times;64</td>" in text
 
 
 def test_layer_table_html_joins_a_routes_shapes_and_rejects_no_rows():
     route = LayerRow(3, "route", None, None, None, ((256, 13, 13), (1024, 13, 13)), (1280, 13, 13), 0, 0)
     text = viz.layer_table_html([route])
-    assert "256 &times; 13 &times; 13 + 1024 &times; 13 &times; 13" in text
+    assert "256&times;13&times;13 + 1024&times;13&times;13" in text
     with pytest.raises(ValueError, match="at least one row"):
         viz.layer_table_html([])
 
@@ -323,3 +323,37 @@ def test_draw_reorg_cell_counts_input_positions():
     plt.close(fig)
     with pytest.raises(ValueError, match="outside"):
         viz.draw_reorg_cell(4, 4, 4, (2, 0))
+
+
+# ---------------------------------------------------------------- chapter 3 (anchor boxes by k-means)
+
+
+def test_draw_anchor_shapes_centres_every_rectangle_in_the_unit_square():
+    fig, ax = plt.subplots()
+    viz.draw_anchor_shapes(ax, torch.tensor([[0.2, 0.4], [0.8, 0.6]]), colors=["r", "b"], label="voc")
+    rects = ax.patches
+    assert len(rects) == 2
+    for rect, (w, h) in zip(rects, [(0.2, 0.4), (0.8, 0.6)]):
+        assert (rect.get_width(), rect.get_height()) == pytest.approx((w, h))
+        assert (rect.get_x() + w / 2, rect.get_y() + h / 2) == pytest.approx((0.5, 0.5))
+    assert [r.get_label() for r in rects][0] == "voc"
+    with pytest.raises(ValueError, match="2 colours"):
+        viz.draw_anchor_shapes(ax, [[0.1, 0.1], [0.2, 0.2]], colors=["r"])
+    with pytest.raises(ValueError, match=r"\(k, 2\)"):
+        viz.draw_anchor_shapes(ax, [[0.1, 0.0]])
+    plt.close(fig)
+
+
+def test_draw_clusters_titles_the_mean_iou_of_all_boxes_and_colours_by_anchor():
+    wh = np.array([[0.1, 0.1], [0.1, 0.2], [0.5, 0.5], [0.6, 0.4]])
+    centers = np.array([[0.1, 0.1], [0.5, 0.5]])
+    # best IoUs by hand: 1, 0.5, 1, 0.2 / (0.24 + 0.25 - 0.2)
+    fig = viz.draw_clusters(wh, centers, max_points=3)
+    assert fig._suptitle.get_text() == f"k = 2: mean IoU {100 * (2.5 + 0.2 / 0.29) / 4:.1f} %" == "k = 2: mean IoU 79.7 %"
+    left, right = fig.axes
+    boxes = left.collections[0]
+    assert len(boxes.get_offsets()) == 3  # a sample of max_points boxes
+    assert len(right.patches) == 2
+    plt.close(fig)
+    with pytest.raises(ValueError, match="centers"):
+        viz.draw_clusters(wh, np.zeros((0, 2)))

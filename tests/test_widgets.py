@@ -106,3 +106,39 @@ def test_reorg_explorer_has_one_picture_per_output_channel():
     assert "kernel-free-slider" in slider._dom_classes
     with pytest.raises(ValueError, match="C\\*H\\*W"):
         widgets.reorg_explorer(64, 26, 26)
+
+
+# ---------------------------------------------------------------- chapter 3 (anchor boxes by k-means)
+
+
+def test_anchor_editor_resets_on_k_and_recomputes_the_mean_iou():
+    import numpy as np
+
+    wh = np.array([[0.1, 0.1], [0.1, 0.2], [0.5, 0.5], [0.6, 0.4]])
+    centers = {1: np.array([[0.3, 0.3]]), 2: np.array([[0.1, 0.1], [0.5, 0.5]])}
+    box = widgets.anchor_editor(wh, centers, k=2, grid=10)
+    (k_slider, score), rows, _ = box.children[0].children, box.children[1], box.children[2]
+    assert len(rows.children) == 2
+    assert [s.value for s in rows.children[1].children] == [5.0, 5.0]  # grid cells
+    assert "79.7 %</b>" in score.value and score.value.endswith("79.7 % with the k-means centres")
+    rows.children[1].children[1].value = 4.0  # anchor 1 becomes 0.5 x 0.4
+    # best IoUs by hand: 1, 0.5, 0.2 / 0.25, 0.2 / 0.24
+    assert f"{100 * (1.5 + 0.8 + 0.2 / 0.24) / 4:.1f} %</b>" in score.value
+    rows.children[0].children[1].value = 1.5  # anchor 0 becomes 0.1 x 0.15: 0.01 / 0.015 and 0.015 / 0.02
+    assert f"{100 * (2 / 3 + 0.75 + 0.8 + 0.2 / 0.24) / 4:.1f} %</b>" in score.value
+    assert score.value.endswith("79.7 % with the k-means centres")
+    k_slider.value = 1
+    assert len(rows.children) == 1 and [s.value for s in rows.children[0].children] == [3.0, 3.0]
+    plt.close("all")
+
+
+def test_anchor_editor_rejects_bad_inputs():
+    import numpy as np
+
+    wh = np.array([[0.1, 0.1], [0.5, 0.5]])
+    with pytest.raises(ValueError, match="k=3 is not a key"):
+        widgets.anchor_editor(wh, {2: np.ones((2, 2)) / 4}, k=3)
+    with pytest.raises(ValueError, match=r"centers_by_k\[2\] must have shape \(2, 2\)"):
+        widgets.anchor_editor(wh, {2: np.ones((3, 2)) / 4}, k=2)
+    with pytest.raises(ValueError, match="wh of shape"):
+        widgets.anchor_editor(np.zeros((2, 2)), {1: np.ones((1, 2))}, k=1)

@@ -19,6 +19,7 @@ from PIL import Image
 import torch
 
 from . import decode, layout
+from .anchors import iou_distance as _iou_distance
 from .passthrough import reorg_source
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "draw_reorg_orders",
     "draw_reorg_channel",
     "draw_reorg_cell",
+    "draw_anchor_shapes",
+    "draw_clusters",
 ]
 
 # A colour-blind friendly cycle (Okabe-Ito), used for classes and anchors alike.
@@ -635,24 +638,26 @@ def layer_table_html(rows: Sequence, *, caption: str | None = None) -> str:
     def shape(s: tuple) -> str:
         if s and isinstance(s[0], tuple):  # a route: the shapes it concatenates
             return " + ".join(shape(t) for t in s)
-        return " &times; ".join(str(int(v)) for v in s)
+        return "&times;".join(str(int(v)) for v in s)
 
-    right = ' style="text-align:right"'
+    # inline styles: the table must look the same in Jupyter, Colab and the built book
+    left = ' style="padding:1px 6px;white-space:nowrap;text-align:left"'
+    right = ' style="padding:1px 6px;white-space:nowrap;text-align:right"'
     head = ["layer", "type", "filters", "size/stride", "input", "output", "parameters", "GFLOPs"]
-    out = ['<table class="layer-table">']
+    out = ['<table class="layer-table" style="font-size:0.8em;border-collapse:collapse">']
     if caption:
         out.append(f"<caption>{html.escape(caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th{right if i in (0, 2, 6, 7) else ''}>{h}</th>"
+    out.append("<thead><tr>" + "".join(f"<th{right if i in (0, 2, 6, 7) else left}>{h}</th>"
                                        for i, h in enumerate(head)) + "</tr></thead><tbody>")
     for r in rows:
         size = f"{r.size}&times;{r.size}/{r.stride}" if r.size else (f"/{r.stride}" if r.stride else "")
         cells = [str(r.index), html.escape(str(r.type)), "" if r.filters is None else str(r.filters), size,
                  shape(r.input_shape), shape(r.output_shape), f"{r.params:,}", f"{r.flops / 1e9:.3f}"]
-        out.append("<tr>" + "".join(f"<td{right if i in (0, 2, 6, 7) else ''}>{c}</td>"
+        out.append("<tr>" + "".join(f"<td{right if i in (0, 2, 6, 7) else left}>{c}</td>"
                                     for i, c in enumerate(cells)) + "</tr>")
     total_p = sum(r.params for r in rows)
     total_f = sum(r.flops for r in rows)
-    out.append(f'<tr><th colspan="6">total ({len(rows)} layers)</th><th{right}>{total_p:,}</th>'
+    out.append(f'<tr><th colspan="6"{left}>total ({len(rows)} layers)</th><th{right}>{total_p:,}</th>'
                f"<th{right}>{total_f / 1e9:.3f}</th></tr></tbody></table>")
     return "\n".join(out)
 
@@ -750,21 +755,35 @@ def draw_reorg_planes(
 def draw_reorg_orders(channels: int, height: int, width: int, stride: int = 2) -> plt.Figure:
     """The input of a reorg and its output in both orders, every value labelled by its origin.
 
+    Three rows at one scale: the input, darknet's order, space-to-depth; output
+    channel k sits at the same place in both output rows.
+
     Args:
         channels, height, width: the input shape (C, H, W); keep it small (C=4, H=W=4) to read labels.
         stride: s.
 
     Returns:
-        A figure of three panels: the input, darknet's order, space-to-depth.
+        The figure.
     """
     identity = reorg_source(channels, height, width, 1, "space_to_depth")
     darknet = reorg_source(channels, height, width, stride, "darknet")
     s2d = reorg_source(channels, height, width, stride, "space_to_depth")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
-    draw_reorg_planes(axes[0], identity, title=f"input: {channels} x {height} x {width}", plane_name="input ch")
     c2, h2, w2 = darknet.shape[1:]
-    draw_reorg_planes(axes[1], darknet, ncols=stride * stride, title=f"darknet reorg: {c2} x {h2} x {w2}")
-    draw_reorg_planes(axes[2], s2d, ncols=stride * stride, title=f"space_to_depth: {c2} x {h2} x {w2}")
+    panels = [  # (source, grids per row, title, grid name)
+        (identity, min(channels, 8), f"input: {channels} x {height} x {width}", "input ch"),
+        (darknet, min(c2, 8), f"darknet reorg: {c2} x {h2} x {w2}", "ch"),
+        (s2d, min(c2, 8), f"space_to_depth: {c2} x {h2} x {w2}", "ch"),
+    ]
+    # data extents of each panel (see draw_reorg_planes), so that a cell has one size everywhere
+    spans = [(ncols * (src.shape[3] + 0.6), -(-src.shape[1] // ncols) * (src.shape[2] + 1.1))
+             for src, ncols, _, _ in panels]
+    x_span = max(w for w, _ in spans)
+    fig_width = 10.0
+    fig, axes = plt.subplots(3, 1, figsize=(fig_width, fig_width * sum(h for _, h in spans) / x_span + 1.2),
+                             height_ratios=[h for _, h in spans])
+    for ax, (src, ncols, title, name) in zip(axes, panels):
+        draw_reorg_planes(ax, src, ncols=ncols, title=title, plane_name=name, fontsize=8.5)
+        ax.set_xlim(-0.1, x_span)
     fig.tight_layout()
     return fig
 
@@ -849,5 +868,104 @@ def draw_reorg_cell(
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("input column")
         ax.set_ylabel("input row")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- chapter 3: anchor boxes by k-means
+
+
+def _cluster_colors(k: int) -> list:
+    """k distinct colours (matplotlib's tab10, cycled beyond 10)."""
+    cmap = plt.get_cmap("tab10")
+    return [cmap(i % 10) for i in range(k)]
+
+
+def draw_anchor_shapes(
+    ax: plt.Axes,
+    anchors,
+    colors: Sequence | str | None = None,
+    lw: float = 2.0,
+    linestyle: str = "-",
+    label: str | None = None,
+) -> None:
+    """Draw ``(w, h)`` shapes as rectangles sharing one centre, as in the paper's Figure 2.
+
+    The axes stand for the image: a unit square, ``(w, h)`` are fractions of it and
+    every rectangle is centred at (0.5, 0.5), so only the shapes compare.
+
+    Args:
+        ax: the axes (made square, ticks removed).
+        anchors: (k, 2) widths and heights as fractions of the image (tensor or array).
+        colors: one colour, k colours, or None for distinct colours.
+        lw: line width.
+        linestyle: line style.
+        label: legend label, given to the first rectangle.
+    """
+    wh = _as_float_array(anchors)
+    if wh.ndim != 2 or wh.shape[1] != 2 or len(wh) == 0 or (wh <= 0).any():
+        raise ValueError(f"Expected anchors of shape (k, 2) with positive widths and heights, got {wh.shape}.")
+    k = len(wh)
+    if colors is None:
+        colors = _cluster_colors(k)
+    elif isinstance(colors, str):
+        colors = [colors] * k
+    elif len(colors) != k:
+        raise ValueError(f"Expected {k} colours for {k} anchors, got {len(colors)}.")
+    for i, ((w, h), color) in enumerate(zip(wh, colors)):
+        ax.add_patch(patches.Rectangle((0.5 - w / 2, 0.5 - h / 2), w, h, fill=False, edgecolor=color, lw=lw,
+                                       linestyle=linestyle, label=label if i == 0 else None))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(1, 0)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def draw_clusters(
+    wh,
+    centers,
+    grid: int = 13,
+    max_points: int = 4000,
+    seed: int = 0,
+    title: str | None = None,
+) -> plt.Figure:
+    """Boxes in the ``(w, h)`` plane coloured by their anchor, beside the anchors' shapes.
+
+    Each box goes to the anchor of highest shape IoU (the k-means assignment with
+    ``d = 1 - IoU``). The mean best IoU over *all* boxes is in the title; only a
+    seeded sample of ``max_points`` boxes is drawn.
+
+    Args:
+        wh: (n, 2) box widths and heights as fractions of the image.
+        centers: (k, 2) anchors as fractions of the image.
+        grid: cells per side, to label the anchors in grid cells.
+        max_points: most boxes drawn.
+        seed: seed of the sample.
+        title: the figure's title (default: k and the mean IoU).
+
+    Returns:
+        The figure (two axes).
+    """
+    boxes, anchors = _as_float_array(wh), _as_float_array(centers)
+    for name, arr in (("wh", boxes), ("centers", anchors)):
+        if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0 or (arr <= 0).any():
+            raise ValueError(f"Expected {name} of shape (n, 2) with positive widths and heights, got {arr.shape}.")
+    distance = _iou_distance(boxes, anchors)  # (n, k)
+    labels, mean_iou = distance.argmin(axis=1), 1.0 - float(distance.min(axis=1).mean())
+    shown = np.random.RandomState(seed).permutation(len(boxes))[:max_points]
+    colors = _cluster_colors(len(anchors))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 4.0), gridspec_kw={"width_ratios": [1.25, 1]})
+    left.scatter(boxes[shown, 0], boxes[shown, 1], s=4, c=[colors[j] for j in labels[shown]], alpha=0.6, lw=0)
+    left.scatter(anchors[:, 0], anchors[:, 1], s=120, c=colors, marker="X", edgecolors="black", linewidths=1.2,
+                 zorder=3)
+    left.set(xlim=(0, 1), ylim=(0, 1), xlabel="box width / image width", ylabel="box height / image height",
+             title=f"{len(shown):,} of {len(boxes):,} boxes, by anchor")
+    left.set_aspect("equal")
+    left.grid(alpha=0.3)
+    draw_anchor_shapes(right, anchors, colors=colors)
+    right.set_title("grid cells: " + ", ".join(f"{w * grid:.1f}x{h * grid:.1f}" for w, h in anchors)
+                    if len(anchors) <= 5 else f"{len(anchors)} anchors, centred together", fontsize=8)
+    fig.suptitle(title or f"k = {len(anchors)}: mean IoU {100 * mean_iou:.1f} %")
     fig.tight_layout()
     return fig

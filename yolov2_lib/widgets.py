@@ -23,10 +23,12 @@ import numpy as np
 import torch
 
 from . import viz
+from .anchors import iou_distance as _iou_distance
 
 __all__ = [
     "figure_png", "png_image", "kernel_free_slider", "live", "head_explorer", "location_explorer",
     "reorg_explorer",
+    "anchor_editor",
 ]
 
 
@@ -234,3 +236,80 @@ def reorg_explorer(channels: int = 4, height: int = 4, width: int = 4, stride: i
     return kernel_free_slider(list(range(channels * stride * stride)),
                               lambda k: viz.draw_reorg_channel(channels, height, width, k, stride),
                               "output ch")
+
+
+# ---------------------------------------------------------------- chapter 3: anchor boxes by k-means
+
+
+def anchor_editor(
+    wh: np.ndarray,
+    centers_by_k: Mapping[int, np.ndarray],
+    *,
+    k: int = 5,
+    grid: int = 13,
+    max_points: int = 3000,
+    seed: int = 0,
+) -> W.VBox:
+    """Choose k, then move every anchor's width and height and watch the mean IoU.
+
+    A live widget (it needs a kernel). Choosing k resets the anchors to the k-means
+    centres for that k; each anchor then has a width and a height slider, in grid
+    cells. The picture is :func:`yolov2_lib.viz.draw_clusters`; the line above it
+    compares the mean IoU of the edited anchors with that of the k-means centres.
+
+    Args:
+        wh: (n, 2) box widths and heights as fractions of the image.
+        centers_by_k: k -> (k, 2) k-means centres as fractions of the image.
+        k: the initial k (a key of ``centers_by_k``).
+        grid: cells per side; the sliders are in grid cells, from 0.1 to ``grid``.
+        max_points: most boxes drawn.
+        seed: seed of the drawn sample.
+
+    Returns:
+        A VBox(HBox(k slider, mean-IoU line), VBox of one HBox(w, h) per anchor, output).
+    """
+    boxes = np.asarray(wh, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 2 or len(boxes) == 0 or (boxes <= 0).any():
+        raise ValueError(f"Expected wh of shape (n, 2) with positive widths and heights, got {boxes.shape}.")
+    choices = sorted(centers_by_k)
+    if k not in choices:
+        raise ValueError(f"k={k} is not a key of centers_by_k (keys: {choices}).")
+    for key in choices:
+        shape = np.shape(centers_by_k[key])
+        if shape != (key, 2):
+            raise ValueError(f"centers_by_k[{key}] must have shape ({key}, 2), got {shape}.")
+    k_slider = W.SelectionSlider(options=choices, value=k, description="k", continuous_update=False,
+                                 layout=W.Layout(width="320px"))
+    score = W.HTML()
+    rows = W.VBox()
+    out = W.Output()
+
+    def anchors() -> np.ndarray:
+        return np.array([[row.children[0].value, row.children[1].value] for row in rows.children]) / grid
+
+    def redraw(_=None) -> None:
+        current = anchors()
+        ours = 1.0 - _iou_distance(boxes, current).min(axis=1).mean()
+        fitted = 1.0 - _iou_distance(boxes, np.asarray(centers_by_k[k_slider.value])).min(axis=1).mean()
+        score.value = (f"mean IoU <b>{100 * ours:.1f} %</b> with these anchors; "
+                       f"{100 * fitted:.1f} % with the k-means centres")
+        with out:
+            out.clear_output(wait=True)
+            viz.draw_clusters(boxes, current, grid=grid, max_points=max_points, seed=seed)
+            plt.show()
+
+    def reset(_=None) -> None:
+        new_rows = []
+        for j, (w, h) in enumerate(np.asarray(centers_by_k[k_slider.value]) * grid):
+            pair = [W.FloatSlider(value=float(np.clip(v, 0.1, grid)), min=0.1, max=float(grid), step=0.05,
+                                  description=f"{name} {j}", continuous_update=False, readout_format=".2f")
+                    for name, v in (("w", w), ("h", h))]
+            for slider in pair:
+                slider.observe(redraw, names="value")
+            new_rows.append(W.HBox(pair))
+        rows.children = new_rows
+        redraw()
+
+    k_slider.observe(reset, names="value")
+    reset()
+    return W.VBox([W.HBox([k_slider, score]), rows, out])

@@ -24,7 +24,6 @@ give ``w = xmax - xmin + 1``, divided by the image width (``h`` likewise).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import platform
 import statistics
@@ -34,40 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from ..anchors import AnchorKMeans
+from ..data.boxstats import box_sizes
 
 Shape = tuple[float, float]
-
-
-def read_voc_wh(path: Path, years: set[str], splits: set[str], include_difficult: bool) -> np.ndarray:
-    """(n, 2) box widths and heights normalised by image size, from a ``voc_boxes.csv``.
-
-    Args:
-        path: CSV with columns split, year, image_id, width, height, class, xmin, ymin,
-            xmax, ymax, difficult (VOC 1-based inclusive pixels).
-        years: years to keep, e.g. {"2007", "2012"}.
-        splits: splits to keep, e.g. {"train", "val"} for trainval.
-        include_difficult: keep objects flagged difficult.
-
-    Returns:
-        (n, 2) float64 array of (w, h) in [0, 1].
-    """
-    rows = []
-    with path.open(newline="") as f:
-        for line, r in enumerate(csv.DictReader(f), start=2):
-            if r["year"] not in years or r["split"] not in splits:
-                continue
-            if not include_difficult and r["difficult"] == "1":
-                continue
-            try:
-                width, height = float(r["width"]), float(r["height"])
-                w = float(r["xmax"]) - float(r["xmin"]) + 1
-                h = float(r["ymax"]) - float(r["ymin"]) + 1
-            except (KeyError, ValueError) as err:
-                raise ValueError(f"{path}:{line}: unreadable box row {r}: {err}") from None
-            rows.append((w / width, h / height))
-    if not rows:
-        raise ValueError(f"{path}: no box for years {sorted(years)} and splits {sorted(splits)}.")
-    return np.array(rows)
 
 
 def kmeans_python_loop(boxes: list[Shape], centers: list[Shape], max_iter: int = 300) -> tuple[list[Shape], int]:
@@ -130,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}\n(or pass --csv PATH to a voc_boxes.csv)")
             return 2
     years, splits = set(args.years.split(",")), set(args.splits.split(","))
-    wh = read_voc_wh(path, years, splits, args.include_difficult)
+    wh = box_sizes(path, inclusive=True, years=sorted(years), splits=sorted(splits),
+                   difficult=args.include_difficult)
     n = len(wh)
     what = (f"VOC {'+'.join(sorted(years))} {'/'.join(sorted(splits))}, "
             f"{'with' if args.include_difficult else 'without'} difficult")
