@@ -7,7 +7,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export YOLOV2_DATA ?= $(if $(wildcard $(SHARED_DATA)/README.md),$(SHARED_DATA),)
 # The CPU torch wheel that lies on this kind of machine (pip is also told by PIP_FIND_LINKS).
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
-PYTEST_NB  := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+PYTEST_NB  := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout 600
 
 .PHONY: venv vendor book test test-fast outputs bench clean
 venv: $(VENV)/.installed

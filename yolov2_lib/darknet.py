@@ -1022,7 +1022,8 @@ def to_darknet_cfg(model: nn.Module, height: int = 416, width: int | None = None
     count += 1
     emit(model.merge)
     emit(model.head)
-    anchors = ", ".join(f"{np.float32(w)},{np.float32(h)}" for w, h in model.anchors.tolist())
+    anchors = ", ".join(f"{np.format_float_positional(np.float32(w))},{np.format_float_positional(np.float32(h))}"
+                        for w, h in model.anchors.tolist())  # shortest float32 repr, as the cfg writes it
     out.extend([
         "[region]", f"anchors={anchors}", "bias_match=1", f"classes={model.num_classes}", "coords=4",
         f"num={model.num_anchors}", "softmax=1", "jitter=.3", "rescore=1", "object_scale=5",
