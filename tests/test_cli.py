@@ -44,3 +44,159 @@ def test_unknown_benchmark_is_a_clear_error(capsys):
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "yolov2_lib.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "yolov2_lib" in out.stdout
+
+
+# ---------------------------------------------------------------- train, eval, detect, anchors
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """Six synthetic images per split (train, val) with a boxes CSV; see tests/_train_worker.py."""
+    import _train_worker
+
+    root = tmp_path_factory.mktemp("cli-data")
+    csv_path, images = _train_worker.make_synthetic(root, num_images=3, splits=("train", "val"))
+    return csv_path, images
+
+
+@pytest.fixture
+def one_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _data_args(tiny_data) -> list[str]:
+    csv_path, images = tiny_data
+    return ["--boxes-csv", str(csv_path), "--images", str(images), "--image-ext", ".png"]
+
+
+def _train_args(tiny_data, out, *extra: str) -> list[str]:
+    return ["train", *_data_args(tiny_data), "--width", "0.0625", "--sizes", "64-96", "--size-every", "1",
+            "--eval-size", "96", "--max-iterations", "2", "--batch-size", "2", "--burn-in", "0", "--lr", "0.01",
+            "--num-anchors", "2", "--workers", "0", "--no-progress", "--out", str(out), *extra]
+
+
+def test_train_eval_detect_run_end_to_end(tiny_data, tmp_path, capsys, one_thread):
+    import hashlib
+    import json
+    from pathlib import Path
+
+    import torch
+
+    out = tmp_path / "run"
+    assert cli.main(_train_args(tiny_data, out, "--bf16")) == 0
+    printed = capsys.readouterr().out
+    assert "anchors by k-means" in printed and "done: 2 updates" in printed
+    assert {"last.pt", "best.pt", "history.json"} <= {p.name for p in out.iterdir()}
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["iteration"] == 2 and state["class_names"] == ["blue", "red"]
+    assert len(state["model_config"]["anchors"]) == 2 and state["config"]["amp"] == "bf16"
+
+    report = tmp_path / "eval.json"
+    assert cli.main(["eval", str(out / "best.pt"), *_data_args(tiny_data), "--split", "val", "--size", "96",
+                     "--no-progress", "--json", str(report)]) == 0
+    assert "mAP" in capsys.readouterr().out
+    record = json.loads(report.read_text())
+    assert record["images"] == 3 and set(record["per_class"]) == {"blue", "red"}
+    assert 0.0 <= record["map_11point"] <= 1.0
+    assert cli.main(["eval", str(out / "best.pt"), *_data_args(tiny_data), "--split", "val", "--size", "96",
+                     "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["map_11point"] == record["map_11point"]
+
+    images = tiny_data[1]
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images.iterdir()}
+    drawn = tmp_path / "drawn"
+    assert cli.main(["detect", str(out / "last.pt"), str(images / "val0.png"), str(images), "--size", "96",
+                     "--score", "0.0", "--out", str(drawn)]) == 0
+    assert "val0.png" in capsys.readouterr().out
+    assert sorted(p.name for p in drawn.iterdir()) == sorted(
+        ["detections.json"] + [f"{Path(n).stem}_det.jpg" for n in before])  # each image once
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images.iterdir()} == before
+    detections = json.loads((drawn / "detections.json").read_text())
+    assert all(d["class"] in ("blue", "red") for item in detections for d in item["detections"])
+
+
+def test_train_resumes_from_the_last_checkpoint(tiny_data, tmp_path, capsys, one_thread):
+    import torch
+
+    out = tmp_path / "run"
+    assert cli.main(_train_args(tiny_data, out, "--val-split", "none")) == 0
+    assert cli.main(_train_args(tiny_data, out, "--val-split", "none", "--resume", "--max-iterations", "3")) == 0
+    assert "resuming from" in capsys.readouterr().out
+    assert torch.load(out / "last.pt", weights_only=True)["iteration"] == 3
+
+
+def test_detect_never_overwrites_an_input(tiny_data, tmp_path, capsys, one_thread):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (64, 64)).save(folder / "cat.jpg")
+    Image.new("RGB", (64, 64)).save(folder / "cat_det.jpg")  # what detect would write for cat.jpg
+    checkpoint = tmp_path / "run" / "last.pt"
+    assert cli.main(_train_args(tiny_data, tmp_path / "run", "--val-split", "none", "--max-iterations", "1")) == 0
+    capsys.readouterr()
+    assert cli.main(["detect", str(checkpoint), str(folder), "--out", str(folder), "--size", "64"]) == 2
+    assert "would overwrite an input image" in capsys.readouterr().err
+
+
+def test_anchors_on_a_boxes_csv_needs_no_images(tiny_data, capsys):
+    assert cli.main(["anchors", "--boxes-csv", str(tiny_data[0]), "-k", "3", "--grid", "13"]) == 0
+    out = capsys.readouterr().out
+    assert "3 anchors by IoU k-means" in out and out.count("\n  ") == 3
+    iou = float(out.split("mean IoU: ")[1].split()[0])
+    assert 0.5 < iou <= 1.0
+
+
+@pytest.mark.filterwarnings("ignore:.*has zero area")  # BCCD's 2 degenerate upstream boxes
+def test_anchors_on_bccd(shared_data, monkeypatch, capsys):
+    monkeypatch.setenv("YOLOV2_DATA", str(shared_data))
+    assert cli.main(["anchors", "--dataset", "bccd"]) == 0
+    out = capsys.readouterr().out
+    assert "5 anchors by IoU k-means on" in out and "darknet cfg: anchors = " in out
+    assert 0.7 < float(out.split("mean IoU: ")[1].split()[0]) < 1.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train"], "give exactly one data source"),
+    (["train", "--boxes-csv", "missing.csv", "--images", "."], "missing.csv does not exist"),
+    (["train", "--dataset", "voc_boxes"], "only 'bccd'"),
+    (["train", "--data-dir", "nowhere"], "no Annotations folder"),
+    (["eval", "missing.pt", "--dataset", "bccd"], "checkpoint missing.pt does not exist"),
+    (["detect", "missing.pt", "no_such_image.jpg"], "no_such_image.jpg does not exist"),
+    (["anchors", "--boxes-csv", "missing.csv"], "missing.csv does not exist"),
+])
+def test_bad_files_and_sources_are_clear_errors(argv, message, capsys):
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--sizes", "100"], "multiples of 32"),
+    (["train", "--batch-size", "0"], "must be >= 1"),
+    (["eval", "x.pt", "--size", "500"], "multiple of 32"),
+    (["train", "--anchors", "1,2,3"], "--anchors must be"),
+    (["train", "--amp", "fp8"], "invalid choice"),
+])
+def test_bad_options_are_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "detect", "anchors"])
+def test_help_documents_every_option(command, capsys):
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    undocumented = [a.dest for a in sub._actions if not a.help]
+    assert not undocumented
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    for action in sub._actions:
+        for option in action.option_strings:
+            assert option in text

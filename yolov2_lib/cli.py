@@ -2,6 +2,10 @@
 
     yolov2 bench NAME [options]     benchmarks (python -m yolov2_lib.bench)
     yolov2 data [NAME]              the dataset registry: where each dataset resolves
+    yolov2 train [options]          train YOLO v2 (torchrun for several processes)
+    yolov2 eval CHECKPOINT          VOC AP per class and mAP on a split
+    yolov2 detect CHECKPOINT IMAGE  draw detections on your images
+    yolov2 anchors [options]        anchors by IoU k-means on a dataset's boxes
 
 Each subcommand documents its options with --help.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import __version__
 
@@ -40,6 +45,518 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return status
 
 
+# ---------------------------------------------------------------- train, eval, detect, anchors
+#
+# These four commands run on yolov2_lib.train (chapter 9) and yolov2_lib.anchors (chapter 3).
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class _CLIError(Exception):
+    """A problem with the user's options or files: printed as one line, exit status 2."""
+
+
+def _friendly(command):
+    """Run a command, turning data and option problems into one clear error line."""
+
+    def run(args: argparse.Namespace) -> int:
+        from .data.registry import DatasetError
+
+        try:
+            return command(args)
+        except (_CLIError, FileNotFoundError, DatasetError) as exc:
+            print(f"yolov2 {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _add_data_options(p: argparse.ArgumentParser, images_required: bool = True) -> None:
+    g = p.add_argument_group("data (choose one source)")
+    g.add_argument("--dataset", metavar="NAME",
+                   help="a registered dataset with a boxes CSV and images (bccd); see `yolov2 data`")
+    g.add_argument("--data-dir", metavar="DIR",
+                   help="a VOC year folder: Annotations/*.xml, JPEGImages/, ImageSets/Main/<split>.txt")
+    g.add_argument("--boxes-csv", metavar="CSV",
+                   help="a boxes CSV (split,image_id,width,height,class,xmin,ymin,xmax,ymax[,difficult], "
+                        "1-based pixels)" + (" with --images" if images_required else ""))
+    g.add_argument("--images", metavar="DIR", help="the image folder of --boxes-csv")
+    g.add_argument("--image-ext", default=".jpg", help="image file extension (default: .jpg)")
+    g.add_argument("--classes", metavar="NAMES",
+                   help="class names, comma-separated or a file with one per line (default: the "
+                        "dataset's: VOC's 20 for --data-dir, the sorted names of a CSV)")
+
+
+def _class_names(args: argparse.Namespace) -> list[str] | None:
+    if not args.classes:
+        return None
+    path = Path(args.classes)
+    if path.is_file():
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    else:
+        names = [n.strip() for n in args.classes.split(",") if n.strip()]
+    if not names or len(set(names)) != len(names):
+        raise _CLIError(f"--classes must name distinct classes, got {args.classes!r}.")
+    return names
+
+
+def _source(args: argparse.Namespace, images_required: bool = True) -> tuple[str, Path, Path | None]:
+    """Which data source the options name: ("csv", csv, images) or ("voc", folder, None)."""
+    chosen = [o for o in ("dataset", "data_dir", "boxes_csv") if getattr(args, o, None)]
+    if len(chosen) != 1:
+        raise _CLIError("give exactly one data source: --dataset NAME, --data-dir DIR or --boxes-csv CSV "
+                        f"(got {len(chosen)}).")
+    if args.dataset:
+        from .data.registry import fetch
+
+        if args.dataset != "bccd":
+            raise _CLIError(f"--dataset {args.dataset!r}: only 'bccd' has boxes and images in the registry; "
+                            "use --data-dir or --boxes-csv for your own data.")
+        folder = fetch("bccd")
+        return "csv", folder / "bccd_boxes.csv", folder / "JPEGImages"
+    if args.data_dir:
+        folder = Path(args.data_dir)
+        if not (folder / "Annotations").is_dir():
+            raise _CLIError(f"--data-dir {folder}: no Annotations folder there (expected a VOC year folder "
+                            "such as VOCdevkit/VOC2007).")
+        return "voc", folder, None
+    csv_path = Path(args.boxes_csv)
+    if not csv_path.is_file():
+        raise _CLIError(f"--boxes-csv {csv_path} does not exist.")
+    if args.images is None and images_required:
+        raise _CLIError("--boxes-csv needs --images DIR, the folder of its images.")
+    images = Path(args.images) if args.images else csv_path.parent
+    if images_required and not images.is_dir():
+        raise _CLIError(f"--images {images} is not a folder.")
+    return "csv", csv_path, images
+
+
+def _records(args: argparse.Namespace, split: str, class_names, images_required: bool = True):
+    from .data.voc import BCCD_CLASSES, VOC_CLASSES, read_boxes_csv, read_voc
+
+    kind, path, images = _source(args, images_required)
+    try:
+        if kind == "voc":
+            names = class_names or list(VOC_CLASSES)
+            return read_voc(path, split, class_names=names, image_ext=args.image_ext), names
+        if class_names is None and args.dataset == "bccd":
+            class_names = list(BCCD_CLASSES)
+        if class_names is None:
+            import csv
+
+            with open(path, newline="") as f:
+                class_names = sorted({row.get("class") or "" for row in csv.DictReader(f)})
+        recs = read_boxes_csv(path, images, splits=split, class_names=class_names, image_ext=args.image_ext)
+        return recs, list(class_names)
+    except ValueError as exc:
+        raise _CLIError(str(exc)) from None
+
+
+def _dataset(args: argparse.Namespace, split: str, class_names, *, augment=None, letterbox=False, seed=0):
+    from .data.voc import DetectionDataset
+
+    records, names = _records(args, split, class_names)
+    try:
+        return DetectionDataset(records, names, augment=augment, letterbox=letterbox, seed=seed)
+    except ValueError as exc:
+        raise _CLIError(f"split {split!r}: {exc}") from None
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    """'320-608' (every multiple of 32) or '320,416'."""
+    try:
+        if "-" in text:
+            lo, hi = (int(v) for v in text.split("-"))
+            values = tuple(range(lo, hi + 1, 32))
+        else:
+            values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} must look like 320-608 or 320,416, got {text!r}") from None
+    if not values or any(v <= 0 or v % 32 for v in values):
+        raise argparse.ArgumentTypeError(f"{what} must be positive multiples of 32, got {text!r}")
+    return values
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _anchor_values(text: str) -> list[list[float]] | str:
+    if text in ("kmeans", "voc", "coco"):
+        return text
+    try:
+        pairs = [[float(v) for v in pair.split(",")] for pair in text.replace(";", " ").split()]
+    except ValueError:
+        pairs = []
+    if not pairs or any(len(p) != 2 or p[0] <= 0 or p[1] <= 0 for p in pairs):
+        raise argparse.ArgumentTypeError(
+            f"--anchors must be kmeans, voc, coco or pairs 'w,h w,h ...' in grid cells, got {text!r}")
+    return pairs
+
+
+def _kmeans_anchors(records, k: int, grid: int, seed: int):
+    """Anchors in grid cells by IoU k-means on the boxes' (w, h) relative to their image."""
+    import torch
+
+    from .anchors import AnchorKMeans, mean_iou, to_grid_units
+
+    sizes = [(r.boxes[:, 2:] - r.boxes[:, :2]) / torch.tensor([r.width, r.height]) for r in records]  # (N_i, 2)
+    wh = torch.cat(sizes).double().numpy() if sizes else torch.zeros(0, 2).numpy()
+    wh = wh[(wh > 0).all(axis=1)]
+    if len(wh) < k:
+        raise _CLIError(f"k-means needs at least {k} boxes, the split has {len(wh)}.")
+    km = AnchorKMeans(n_clusters=k, random_state=seed).fit(wh)
+    return to_grid_units(km.cluster_centers_, grid), mean_iou(wh, km.cluster_centers_), len(wh)
+
+
+@_friendly
+def _cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
+    from .anchors import COCO_ANCHORS, VOC_ANCHORS
+    from .data.transforms import Augment
+    from .model import YOLOv2, YOLOv2Config
+    from .runtime import seed_everything
+    from .train import NonFiniteLossError, Trainer, TrainConfig, load_checkpoint
+
+    seed_everything(args.seed)
+    out = Path(args.out)
+    resume = None
+    if args.resume:
+        resume = out / "last.pt" if args.resume == "last" else Path(args.resume)
+        if not resume.is_file():
+            raise _CLIError(f"--resume: checkpoint {resume} does not exist.")
+    class_names = _class_names(args)
+    augment = None if args.no_augment else Augment(jitter=args.jitter)
+    train_set = _dataset(args, args.train_split, class_names, augment=augment, letterbox=args.letterbox,
+                         seed=args.seed)
+    class_names = list(train_set.class_names)
+    val_set = None
+    if args.val_split.lower() != "none":
+        val_set = _dataset(args, args.val_split, class_names, letterbox=args.letterbox)
+    try:
+        config = TrainConfig(
+            epochs=args.epochs, max_iterations=args.max_iterations, batch_size=args.batch_size,
+            accumulate=args.accumulate, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
+            weight_decay=args.weight_decay,
+            burn_in=args.burn_in, steps=args.steps, grad_clip=args.grad_clip, sizes=args.sizes,
+            size_every=args.size_every, num_workers=args.workers, seed=args.seed, device=args.device,
+            amp="bf16" if args.bf16 else args.amp, channels_last=False if args.no_channels_last else None,
+            freeze_bn=args.freeze_bn, ema_decay=None if args.no_ema else args.ema_decay,
+            eval_every=args.eval_every, eval_size=args.eval_size, out_dir=str(out),
+            checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
+        )
+    except ValueError as exc:
+        raise _CLIError(str(exc)) from None
+
+    if resume is not None:
+        model = YOLOv2(YOLOv2Config(**load_checkpoint(resume)["model_config"]))
+        print(f"resuming from {resume}")
+    else:
+        grid = args.eval_size // 32
+        if args.anchors == "kmeans":
+            anchors, iou, n = _kmeans_anchors(train_set.records, args.num_anchors, grid, args.seed)
+            anchors = anchors.tolist()
+            if os.environ.get("RANK", "0") == "0":  # every torchrun process finds the same anchors
+                print(f"anchors by k-means on {n} training boxes (grid {grid}x{grid}), mean IoU {iou:.4f}: "
+                      + " ".join(f"{w:.3f},{h:.3f}" for w, h in anchors))
+        else:
+            anchors = {"voc": VOC_ANCHORS.tolist(), "coco": COCO_ANCHORS.tolist()}.get(args.anchors, args.anchors)
+        model = YOLOv2(num_classes=len(class_names), anchors=anchors, width=args.width)
+    trainer = Trainer(model, train_set, config, val_data=val_set, class_names=class_names, resume=resume)
+    if trainer.rank == 0:
+        print(f"training on {trainer.device} ({trainer.world_size} process(es)), {len(train_set)} images, "
+              f"{trainer.total_iterations} updates of {args.batch_size}; writing to {out}")
+    try:
+        trainer.fit()
+    except NonFiniteLossError as exc:
+        print(f"yolov2 train: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if trainer.rank == 0:
+        best = ("" if trainer.best_map is None
+                else f"; best val mAP@0.5 {100 * trainer.best_map:.2f}% -> {trainer.best_checkpoint}")
+        print(f"done: {trainer.iteration} updates, last checkpoint {trainer.last_checkpoint}{best}")
+    return 0
+
+
+def _load(args: argparse.Namespace):
+    from .train import model_from_checkpoint
+
+    path = Path(args.checkpoint)
+    if not path.is_file():
+        raise _CLIError(f"checkpoint {path} does not exist.")
+    try:
+        return model_from_checkpoint(path, use_ema=not args.no_ema, device=args.device or "cpu")
+    except (ValueError, RuntimeError) as exc:
+        raise _CLIError(f"{path}: {exc}") from None
+
+
+@_friendly
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .train import evaluate_model
+
+    loaded = _load(args)
+    letterbox = loaded.letterbox if args.letterbox is None else args.letterbox
+    data = _dataset(args, args.split, _class_names(args) or loaded.class_names, letterbox=letterbox)
+    if list(data.class_names) != loaded.class_names:
+        raise _CLIError(f"the data's classes {list(data.class_names)} differ from the checkpoint's "
+                        f"{loaded.class_names}.")
+    result = evaluate_model(
+        loaded.model, data, input_size=args.size, batch_size=args.batch_size, num_workers=args.workers,
+        conf_threshold=args.conf, nms_threshold=args.nms, amp="bf16" if args.bf16 else "off",
+        class_names=loaded.class_names, progress=not args.no_progress,
+    )
+    record = {"checkpoint": str(args.checkpoint), "split": args.split, "images": len(data),
+              "input_size": args.size, "letterbox": letterbox, "ema": not args.no_ema, **result.to_dict()}
+    if args.json == "-":
+        print(json.dumps(record, indent=2))
+    else:
+        print(f"{args.checkpoint} on {args.split} ({len(data)} images, input {args.size}):")
+        print(result.table())
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(record, indent=2))
+            print(f"wrote {args.json}")
+    return 0
+
+
+def _image_paths(inputs: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in _IMAGE_SUFFIXES and q.is_file())
+            if not found:
+                raise _CLIError(f"{p}: no image files ({', '.join(_IMAGE_SUFFIXES)}) in this folder.")
+            paths += found
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise _CLIError(f"{p} does not exist.")
+    unique = {p.resolve(): p for p in reversed(paths)}  # an image named twice is drawn once
+    return [p for p in paths if unique.get(p.resolve()) is p]
+
+
+def _palette(index: int) -> tuple[int, int, int]:
+    colours = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+               (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128))
+    return colours[index % len(colours)]
+
+
+def _draw(image, detections, class_names: list[str]):
+    """A copy of a PIL image with each detection drawn as a box and a 'class score' label."""
+    from PIL import ImageDraw
+
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    line = max(1, round(min(out.size) / 250))
+    for x1, y1, x2, y2, score, cls in detections.tolist():
+        colour = _palette(int(cls))
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=line)
+        label = f"{class_names[int(cls)]} {score:.2f}"
+        left, top, right, bottom = draw.textbbox((x1, y1), label)
+        lift = bottom - top + 2
+        y = y1 - lift if y1 - lift >= 0 else y1  # above the box, or inside it at the top edge
+        draw.rectangle([x1, y, x1 + right - left + 4, y + lift], fill=colour)
+        draw.text((x1 + 2, y), label, fill=(255, 255, 255))
+    return out
+
+
+@_friendly
+def _cmd_detect(args: argparse.Namespace) -> int:
+    import json
+
+    from PIL import Image
+
+    from .data.voc import ImageLoadError, load_image
+    from .train import detect_images
+
+    paths = _image_paths(args.images)
+    loaded = _load(args)
+    letterbox = loaded.letterbox if args.letterbox is None else args.letterbox
+    out = Path(args.out)
+    inputs = {p.resolve() for p in paths}
+    targets: dict[Path, Path] = {}
+    for p in paths:
+        target = out / f"{p.stem}_det.jpg"
+        k = 2
+        while target in targets.values():  # two inputs with one name
+            target, k = out / f"{p.stem}_det_{k}.jpg", k + 1
+        if target.resolve() in inputs:
+            raise _CLIError(f"writing {target} would overwrite an input image; choose another --out.")
+        targets[p] = target
+    out.mkdir(parents=True, exist_ok=True)
+    status, report = 0, []
+    for p in paths:
+        try:
+            image = load_image(p)
+        except ImageLoadError as exc:
+            print(f"yolov2 detect: skipping {p}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        dets = detect_images(loaded.model, [image], input_size=args.size, letterbox=letterbox,
+                             conf_threshold=args.score, nms_threshold=args.nms,
+                             amp="bf16" if args.bf16 else "off")[0].cpu()
+        with Image.open(p) as pil:
+            _draw(pil, dets, loaded.class_names).save(targets[p], quality=95)
+        report.append({"image": str(p), "output": str(targets[p]), "detections": [
+            {"box": [round(v, 2) for v in row[:4]], "score": round(row[4], 4),
+             "class": loaded.class_names[int(row[5])]} for row in dets.tolist()]})
+        print(f"{p}: {len(dets)} detection(s) -> {targets[p]}")
+    (out / "detections.json").write_text(json.dumps(report, indent=2))
+    return status
+
+
+@_friendly
+def _cmd_anchors(args: argparse.Namespace) -> int:
+    records, _ = _records(args, args.split, _class_names(args), images_required=False)
+    anchors, iou, n = _kmeans_anchors(records, args.num_anchors, args.grid, args.seed)
+    print(f"{args.num_anchors} anchors by IoU k-means on {n} boxes of split {args.split!r}, "
+          f"in cells of a {args.grid}x{args.grid} grid (w, h):")
+    for w, h in anchors.tolist():
+        print(f"  {w:.4f}, {h:.4f}")
+    print(f"mean IoU: {iou:.4f}")
+    print("darknet cfg: anchors = " + ", ".join(f"{w:.4f},{h:.4f}" for w, h in anchors.tolist()))
+    return 0
+
+
+def _add_train_parser(sub) -> None:
+    t = sub.add_parser(
+        "train", help="train YOLO v2 on a dataset (the paper's recipe by default)",
+        description="Train YOLO v2 with yolov2_lib.train.Trainer. Several processes: "
+                    "torchrun --nproc_per_node N -m yolov2_lib.cli train ... (DistributedDataParallel).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_data_options(t)
+    t.add_argument("--train-split", default="train", help="split (CSV) or image set (VOC) to train on")
+    t.add_argument("--val-split", default="val", help="split to select the best checkpoint on, or 'none'")
+    m = t.add_argument_group("model")
+    m.add_argument("--width", type=float, default=1.0, help="channel multiplier (1 is darknet's network)")
+    m.add_argument("--anchors", type=_anchor_values, default="kmeans",
+                   help="kmeans (IoU k-means on the training boxes), voc, coco, or 'w,h w,h ...' in grid cells")
+    m.add_argument("--num-anchors", type=_positive, default=5, help="k for --anchors kmeans")
+    s = t.add_argument_group("schedule")
+    s.add_argument("--epochs", type=_positive, default=160, help="passes over the training split")
+    s.add_argument("--max-iterations", type=int, default=None, help="stop after this many updates instead")
+    s.add_argument("--batch-size", type=_positive, default=64, help="global batch (all processes)")
+    s.add_argument("--accumulate", type=_positive, default=1, help="micro-batches per update (darknet subdivisions)")
+    s.add_argument("--lr", type=float, default=1e-3, help="base learning rate")
+    s.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
+                   help="sgd (the paper's) or adamw (decoupled weight decay; try --weight-decay 0.05)")
+    s.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Adam's first beta)")
+    s.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay of conv weights")
+    s.add_argument("--burn-in", type=int, default=1000, help="updates of warm-up, lr*(i/burn_in)^4")
+    s.add_argument("--steps", type=_float_list, default=(0.375, 0.5625),
+                   help="divide the lr by 10 at these fractions of the run (<1) or update numbers (>=1)")
+    s.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this")
+    s.add_argument("--ema-decay", type=float, default=0.9999, help="decay of the weight average")
+    s.add_argument("--no-ema", action="store_true", help="keep no weight average")
+    s.add_argument("--freeze-bn", action="store_true", help="fixed batch-norm statistics (fine-tuning)")
+    d = t.add_argument_group("input")
+    d.add_argument("--sizes", type=lambda v: _int_list(v, "--sizes"), default=tuple(range(320, 609, 32)),
+                   help="multi-scale input sides: 320-608 (every multiple of 32) or 320,416")
+    d.add_argument("--size-every", type=_positive, default=10, help="batches between two size draws")
+    d.add_argument("--eval-size", type=_side, default=416, help="input side for validation (and k-means grid)")
+    d.add_argument("--letterbox", action="store_true", help="keep the aspect ratio (grey borders)")
+    d.add_argument("--no-augment", action="store_true", help="no jitter, flip or colour augmentation")
+    d.add_argument("--jitter", type=float, default=0.2, help="crop jitter (darknet 0.2)")
+    h = t.add_argument_group("run")
+    h.add_argument("--out", default="runs/yolov2", help="folder for last.pt, best.pt and history.json")
+    h.add_argument("--resume", nargs="?", const="last", default=None, metavar="CHECKPOINT",
+                   help="continue from CHECKPOINT (default OUT/last.pt)")
+    h.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (0: at the end)")
+    h.add_argument("--checkpoint-every", type=int, default=0, help="also write last.pt every N updates")
+    h.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    h.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
+    h.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
+                   help="mixed precision: auto is bf16/fp16 on CUDA, off on CPU")
+    h.add_argument("--bf16", action="store_true", help="same as --amp bf16 (fast on CPUs with AVX512-BF16/AMX)")
+    h.add_argument("--no-channels-last", action="store_true",
+                   help="keep the default memory format (channels-last is used on CUDA and CPU)")
+    h.add_argument("--seed", type=int, default=0, help="seed of weights, batches and augmentation")
+    h.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+
+def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a checkpoint of `yolov2 train` (last.pt or best.pt)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights, not their average")
+    p.add_argument("--size", type=_side, default=416, help="network input side (a multiple of 32)")
+    p.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold")
+    p.add_argument("--letterbox", action=argparse.BooleanOptionalAction, default=None,
+                   help="letterbox the images (default: as in training)")
+    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: cpu)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+
+
+def _side(text: str) -> int:
+    """An input side: a positive multiple of 32."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value <= 0 or value % 32:
+        raise argparse.ArgumentTypeError(f"must be a positive multiple of 32 (the network stride), got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _add_inference_parsers(sub) -> None:
+    e = sub.add_parser("eval", help="VOC AP per class and mAP of a checkpoint on a split",
+                       description="Evaluate a checkpoint with the VOC protocol (IoU > 0.5, difficult "
+                                   "objects ignored; 11-point VOC07 AP and area AP).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_checkpoint_options(e)
+    _add_data_options(e)
+    e.add_argument("--split", default="test", help="split (CSV) or image set (VOC)")
+    e.add_argument("--conf", type=float, default=0.005, help="keep detections scoring above this")
+    e.add_argument("--batch-size", type=_positive, default=8, help="images per forward pass")
+    e.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    e.add_argument("--json", metavar="PATH", help="also write the result as JSON ('-': print JSON only)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e.set_defaults(func=_cmd_eval)
+
+    d = sub.add_parser("detect", help="draw a checkpoint's detections on your images",
+                       description="Detect objects on image files (or every image of a folder) and write "
+                                   "copies with the boxes drawn, plus detections.json, into --out. "
+                                   "The input images are never modified.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_checkpoint_options(d)
+    d.add_argument("images", nargs="+", help="image files or folders")
+    d.add_argument("--out", default="detections", help="output folder")
+    d.add_argument("--score", type=float, default=0.25, help="draw detections scoring above this")
+    d.set_defaults(func=_cmd_detect)
+
+    a = sub.add_parser("anchors", help="anchors by IoU k-means on a dataset's boxes",
+                       description="Cluster the (width, height) of a split's boxes with the 1 - IoU distance "
+                                   "and print the anchors in grid cells and their mean IoU (chapter 3).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_data_options(a, images_required=False)
+    a.add_argument("--split", default="train", help="split (CSV) or image set (VOC)")
+    a.add_argument("-k", "--num-anchors", type=_positive, default=5, help="number of anchors")
+    a.add_argument("--grid", type=_positive, default=13, help="grid cells per side (13 for a 416 input)")
+    a.add_argument("--seed", type=int, default=0, help="k-means seed")
+    a.set_defaults(func=_cmd_anchors)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yolov2", description="YOLO v2 in PyTorch: the book's library on the command line.")
     parser.add_argument("--version", action="version", version=f"yolov2_lib {__version__}")
@@ -57,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("names", nargs="*", help="datasets to show (default: all)")
     data.add_argument("--fetch", action="store_true", help="resolve the datasets and print where they are")
     data.set_defaults(func=_cmd_data)
+
+    _add_train_parser(sub)
+    _add_inference_parsers(sub)
     return parser
 
 
