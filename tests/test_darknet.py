@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import nettools
 import pytest
 import torch
 from torch import nn
@@ -37,16 +38,8 @@ SMALL = 1 / 8
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.05)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
-    return model
+    # small variances on purpose: they exercise darknet's sqrt(var) + 1e-6 against torch's eps
+    return nettools.randomize_bn(model, seed, min_var=0.05)
 
 
 def assert_close(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, rel: float = 1e-4) -> None:

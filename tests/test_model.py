@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from nettools import randomize_bn
 import torch
 from torch import nn
 
@@ -24,18 +25,6 @@ from yolov2_lib.model import (
 SMALL = 1 / 8
 
 
-def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every batch norm non-trivial statistics and affine terms."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.25)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ give ``w = xmax - xmin + 1``, divided by the image width (``h`` likewise).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -34,6 +33,7 @@ import numpy as np
 
 from ..anchors import AnchorKMeans
 from ..data.boxstats import box_sizes
+from . import write_record
 
 Shape = tuple[float, float]
 
@@ -157,9 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                             "extrapolated": True, "max_center_difference": agree},
             "speedup": extrapolated / fit_s,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_record(args.json, record)
     return 0
 
 

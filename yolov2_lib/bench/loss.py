@@ -16,7 +16,6 @@ Every number printed is a median of the repeats measured in this run.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -29,6 +28,7 @@ import torch
 from ..evaluate import evaluate_voc
 from ..loss import YOLOv2Loss
 from ..model import YOLOv2
+from . import write_record
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device) -> tuple[float, list[float]]:
@@ -163,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{num_classes} classes: {eval_s:.3f} s (median of {args.eval_repeats}; target well under 2 s)")
 
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_record(args.json, record)
     return 0
 
 

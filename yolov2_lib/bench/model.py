@@ -15,7 +15,6 @@ variant's GFLOP/s as a ratio of it. Every number is measured in this run.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from ..model import YOLOv2, count_flops, count_parameters, fuse_bn
+from . import write_record
 
 
 def _interleaved_times(
@@ -157,9 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['max_abs_diff_vs_plain']:>10.1e}")
     record["results"] = results
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=2))
-        print(f"wrote {args.json}")
+        write_record(args.json, record)
     return 0
 
 
