@@ -35,3 +35,20 @@ def test_anchors_benchmark_runs(shared_data, tmp_path):
 def test_dispatcher_lists_benchmarks(capsys):
     assert main([]) == 2
     assert "anchors" in capsys.readouterr().out
+
+
+def test_model_benchmark_times_native_bf16(tmp_path):
+    import torch
+
+    from yolov2_lib.bench.model import native_precisions
+
+    out = tmp_path / "model.json"
+    assert main(["model", "--width", "0.125", "--size", "64", "--batch", "2", "--repeats", "1",
+                 "--warmup", "0", "--json", str(out)]) == 0
+    rows = {r["variant"]: r for r in json.loads(out.read_text())["results"]}
+    if "bf16" not in native_precisions(torch.device("cpu")):
+        assert "bf16" not in rows
+        pytest.skip("this CPU has no native bf16: the variant is rightly left out")
+    bf16 = rows["bf16"]
+    assert 0 < bf16["max_abs_diff_vs_plain"] < 5e-2 * bf16["max_abs_plain"]
+    assert bf16["speedup_vs_plain"] > 0

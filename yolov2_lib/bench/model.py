@@ -1,4 +1,4 @@
-"""Benchmark: YOLOv2-416 inference, plain vs fused batch norm vs fused + channels-last.
+"""Benchmark: YOLOv2-416 inference, plain vs fused batch norm vs fused + channels-last (vs bf16/fp16).
 
 ``python -m yolov2_lib.bench model [--size 416] [--batch 1 8] [--width 1.0]
 [--repeats 5] [--warmup 1] [--device cpu] [--threads N] [--json PATH]``
@@ -9,7 +9,14 @@ GFLOP/s from :func:`~yolov2_lib.model.count_flops` (29.36 GFLOP per image at
 416, a multiply-add counted as 2). The same run measures the machine's own
 convolution throughput on one big 3x3 convolution (256 -> 256 channels,
 52x52, batch 8, the shape of YOLOv2's middle layers) and prints each
-variant's GFLOP/s as a ratio of it. Every number is measured in this run.
+variant's GFLOP/s as a ratio of it. Where the device computes it natively,
+the reduced-precision paths of :class:`~yolov2_lib.detect.Detector` (fused +
+channels-last + autocast, head cast back to float32) are timed too: ``bf16``
+on a CPU with AVX512-BF16/AMX or a GPU that has it, ``fp16`` on CUDA; their
+``max |diff|`` against plain is printed beside the plain output's own scale
+(and their ``of conv`` ratio, taken against the float32 reference convolution,
+can exceed 1).
+Every number is measured in this run.
 """
 
 from __future__ import annotations
@@ -18,12 +25,14 @@ import argparse
 import platform
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from ..detect import Detector, resolve_precision
 from ..model import YOLOv2, count_flops, count_parameters, fuse_bn
 from . import write_record
 
@@ -76,6 +85,17 @@ def reference_conv(device: torch.device, batch: int = 8) -> tuple[Callable[[], o
     return (lambda: conv(x)), 2 * 256 * 256 * 9 * 52 * 52 * batch
 
 
+def native_precisions(device: torch.device) -> list[str]:
+    """The reduced precisions ``device`` computes natively (``[]``, ``["bf16"]``, ``["fp16"]`` or both)."""
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an unsupported one falls back: that is the answer, not news
+        for precision in ("bf16", "fp16"):
+            if resolve_precision(precision, device) == precision:
+                out.append(precision)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m yolov2_lib.bench model", description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=416, help="input side in pixels (multiple of 32)")
@@ -100,8 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     flops = count_flops(model, args.size)
     fused = fuse_bn(model)
     fused_cl = fuse_bn(model).to(memory_format=torch.channels_last)
-    variants: list[tuple[str, nn.Module, bool]] = [
+    # (name, function of the input, wants channels-last input)
+    variants: list[tuple[str, Callable[[Tensor], Tensor], bool]] = [
         ("plain", model, False), ("fuse_bn", fused, False), ("fuse_bn+channels_last", fused_cl, True)]
+    for precision in native_precisions(device):
+        variants.append((precision, Detector(model, precision=precision).raw, True))
 
     record: dict = {
         "benchmark": "model",
@@ -133,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             fns[name] = (lambda net=net, inp=(x_cl if channels_last else x): net(inp))
         with torch.inference_mode():
             times = _interleaved_times(fns, args.repeats, args.warmup, device)
-            outputs = {name: net(x_cl if cl else x) for name, net, cl in variants}
+            outputs = {name: net(x_cl if cl else x).float() for name, net, cl in variants}
+        plain_scale = outputs["plain"].abs().max().item()
         conv_s = statistics.median(times.pop("reference conv"))
         conv_gflops = conv_flops / conv_s / 1e9
         record["reference_conv"]["per_batch"][batch] = {"median_s": conv_s, "gflops": conv_gflops}
@@ -147,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             gflops = flops * batch / seconds / 1e9
             row = {
                 "batch": batch, "variant": name, "median_s": seconds, "times_s": times[name],
+                "max_abs_plain": plain_scale,
                 "ms_per_image": 1e3 * seconds / batch, "images_per_s": batch / seconds, "gflops": gflops,
                 "ratio_to_conv": gflops / conv_gflops, "speedup_vs_plain": plain_s / seconds,
                 "max_abs_diff_vs_plain": (outputs[name] - outputs["plain"]).abs().max().item(),
@@ -155,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<22} {1e3 * seconds:>10.1f} {row['ms_per_image']:>9.1f} {row['images_per_s']:>9.2f} "
                   f"{gflops:>8.1f} {row['ratio_to_conv']:>8.2f} {row['speedup_vs_plain']:>7.2f}x "
                   f"{row['max_abs_diff_vs_plain']:>10.1e}")
+        print(f"(max |plain output| = {plain_scale:.1e}: the scale of the diff column)")
     record["results"] = results
     if args.json:
         write_record(args.json, record)
