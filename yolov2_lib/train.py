@@ -69,6 +69,7 @@ from torch.utils.data import DataLoader, Dataset
 from .data.sampler import MultiScaleBatchSampler, detection_collate
 from .data.transforms import transform
 from .decode import postprocess
+from .detect import cpu_supports_bf16
 from .evaluate import VOCEvaluator, VOCResult
 from .loss import YOLOv2Loss
 from .model import YOLOv2, YOLOv2Config
@@ -364,7 +365,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if amp == "bf16":
-        if device.type == "cpu" and not _cpu_has_bf16():
+        if device.type == "cpu" and not cpu_supports_bf16():
             warnings.warn("This CPU has no native bfloat16 support: bf16 autocast runs, but slowly.", stacklevel=2)
         return torch.bfloat16
     if amp == "fp16":
@@ -372,13 +373,6 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
             raise ValueError(f"amp='fp16' needs a CUDA device (got {device}); use amp='bf16' on this device.")
         return torch.float16
     raise ValueError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}.")
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
