@@ -153,3 +153,14 @@ def test_manifest_entries_are_complete():
             assert (f.url or f.derived), f"{name}/{f.path}: neither a URL nor a recipe"
             if f.url:
                 assert f.url.startswith("https://"), f.url
+
+
+def test_a_file_changed_after_a_good_check_is_caught(tmp_path):
+    """The in-process memo of sums must not hide a file rewritten since it was checked."""
+    write_files(tmp_path / "data" / "toy", FILES)
+    make = lambda: reg.Registry({"toy": _dataset(FILES, None)}, data_dir=tmp_path / "data",
+                                cache_dir=tmp_path / "cache", offline=True)
+    make().fetch("toy")
+    (tmp_path / "data" / "toy" / "a.txt").write_bytes(b"ALPHA\n")  # same size, new content
+    with pytest.raises(reg.ChecksumError, match=r"a\.txt"):
+        make().fetch("toy")

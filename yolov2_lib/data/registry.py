@@ -44,6 +44,9 @@ __all__ = [
 
 _MANIFEST = Path(__file__).with_name("registry.json")
 _CHUNK = 1 << 20
+# Sums already computed in this process, by (resolved path, size, mtime): every
+# `fetch` builds a fresh Registry, and re-hashing a dataset on each call is waste.
+_VERIFIED: dict[tuple[str, int, int], str] = {}
 
 
 class DatasetError(RuntimeError):
@@ -128,7 +131,6 @@ class Registry:
             offline = os.environ.get("YOLOV2_OFFLINE", "").lower() in {"1", "true", "yes"}
         self.offline = offline
         self.timeout = timeout
-        self._verified: dict[tuple[str, int, int], str] = {}
 
     @classmethod
     def from_json(cls, path: str | os.PathLike = _MANIFEST, **kwargs) -> "Registry":
@@ -149,13 +151,13 @@ class Registry:
     def _check(self, path: Path, expected: str) -> None:
         st = path.stat()
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-        actual = self._verified.get(key) or sha256_file(path)
+        actual = _VERIFIED.get(key) or sha256_file(path)
         if actual != expected:
             raise ChecksumError(
                 f"{path}: SHA-256 is {actual}, the registry expects {expected}; "
                 "the file was not used. Replace it with the original, or delete it to download it again."
             )
-        self._verified[key] = actual
+        _VERIFIED[key] = actual
 
     def _complete_in(self, ds: Dataset, root: Path) -> bool:
         """True when every file is there (and then checks every sum)."""
