@@ -188,7 +188,7 @@ def test_bad_options_are_argparse_errors(argv, message, capsys):
     assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "detect", "anchors"])
+@pytest.mark.parametrize("command", ["train", "eval", "detect", "anchors", "export"])
 def test_help_documents_every_option(command, capsys):
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices[command]
@@ -200,3 +200,46 @@ def test_help_documents_every_option(command, capsys):
     for action in sub._actions:
         for option in action.option_strings:
             assert option in text
+
+
+def test_export_writes_small_weights_with_provenance(tiny_data, tmp_path, capsys, one_thread):
+    import hashlib
+    import json
+
+    import torch
+
+    from yolov2_lib.train import WEIGHTS_FORMAT, model_from_checkpoint
+
+    out = tmp_path / "run"
+    assert cli.main(_train_args(tiny_data, out, "--val-split", "none")) == 0
+    best = out / "last.pt"
+    before = hashlib.sha256(best.read_bytes()).hexdigest()
+    weights = tmp_path / "w" / "tiny.pt"
+    assert cli.main(["export", str(best), str(weights), "--result", "test_map=0.5", "--result", "note=tiny"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert hashlib.sha256(best.read_bytes()).hexdigest() == before  # the checkpoint is untouched
+    state = torch.load(weights, weights_only=True)
+    assert state["format"] == WEIGHTS_FORMAT and state["dtype"] == "float16"
+    assert all(v.dtype == torch.float16 for v in state["weights"].values() if v.is_floating_point())
+    assert weights.stat().st_size < best.stat().st_size / 2  # no optimizer, no history, half precision
+    info = json.loads(weights.with_suffix(".json").read_text())
+    assert info["results"] == {"test_map": 0.5, "note": "tiny"}
+    assert info["provenance"]["command"]  # sys.argv of the process that trained (here pytest's)
+    assert info["provenance"]["hardware"] and info["provenance"]["started"]
+    assert info["training"]["iterations"] == 2 and info["training"]["train_seconds"] > 0
+
+    full = model_from_checkpoint(best).model
+    small = model_from_checkpoint(weights).model
+    x = torch.rand(1, 3, 96, 96)
+    with torch.no_grad():
+        a, b = full(x), small(x)
+    assert torch.allclose(a, b, rtol=1e-2, atol=1e-2)  # float16 storage: ~3 significant digits
+    assert cli.main(["eval", str(weights), *_data_args(tiny_data), "--split", "val", "--size", "96",
+                     "--no-progress"]) == 0
+
+    assert cli.main(["export", str(best), str(weights)]) == 2  # never replaces a file silently
+    assert "--force" in capsys.readouterr().err
+    assert cli.main(["export", str(best), str(best)]) == 2
+    assert cli.main(["export", str(best), str(tmp_path / "w.bin")]) == 2
+    assert cli.main(["export", str(best), str(tmp_path / "x.pt"), "--result", "novalue"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err

@@ -17,7 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yolov2_lib.evaluate import VOCEvaluator, VOCResult, evaluate_voc, voc_ap
+from yolov2_lib.evaluate import VOCEvaluator, VOCResult, evaluate_voc, match_detections, voc_ap
 
 # ---------------------------------------------------------------- the voc_eval.py reference
 
@@ -364,3 +364,60 @@ def test_bad_arguments():
         VOCEvaluator(2, iou_threshold=0.0)
     with pytest.raises(ValueError, match="non-decreasing"):
         voc_ap(np.array([0.5, 0.2]), np.array([1.0, 1.0]))
+
+
+# ---------------------------------------------------------------- one image's matches
+
+
+def test_match_detections_hand_worked():
+    gt = np.array([box(0, 0, 9, 9) + [0, 0], box(50, 50, 59, 59) + [0, 0], box(20, 20, 29, 29) + [0, 1],
+                   box(70, 70, 79, 79) + [1, 0]])
+    det = np.array([
+        box(0, 0, 9, 9) + [0.8, 0],      # duplicate of the next (lower score): FP
+        box(0, 0, 9, 9) + [0.9, 0],      # TP on gt 0
+        box(20, 20, 29, 29) + [0.7, 0],  # difficult: ignored
+        box(80, 80, 90, 90) + [0.6, 0],  # nothing there: FP
+        box(70, 70, 79, 79) + [0.5, 0],  # right place, wrong class: FP; gt 3 (class 1) missed
+    ])
+    m = match_detections(det, gt)
+    assert m.tp.tolist() == [False, True, False, False, False]
+    assert m.fp.tolist() == [True, False, False, True, True]
+    assert m.gt_index.tolist() == [-1, 0, -1, -1, -1]
+    assert m.missed.tolist() == [False, True, False, True]  # gt 1 and gt 3 missed, difficult never
+    assert m.errors == 5
+    empty = match_detections(np.zeros((0, 6)), gt)
+    assert empty.missed.tolist() == [True, True, False, True] and empty.tp.shape == (0,)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_match_detections_counts_what_the_evaluator_counts(seed):
+    rng = np.random.default_rng(seed)
+    dets, gts = random_problem(rng, num_images=4, num_classes=3, integer=bool(seed % 2))
+    r = evaluate_voc(dets, gts, num_classes=3)
+    matches = [match_detections(d, g) for d, g in zip(dets, gts)]
+    assert sum(int(m.tp.sum()) for m in matches) == sum(int(t.sum()) for t in r.tp)
+    fp_total = sum(int(m.fp.sum()) for m in matches)
+    assert fp_total == sum(len(t) - int(t.sum()) for t in r.tp) - _ignored(dets, gts)
+    for m, g in zip(matches, gts):
+        taken = set(m.gt_index[m.tp].tolist())
+        assert len(taken) == int(m.tp.sum())  # each ground truth taken once
+        assert all(not m.missed[i] for i in taken) and not m.missed[g[:, 5] == 1].any()
+
+
+def _ignored(dets, gts) -> int:
+    """Detections the VOC rule ignores (best overlap on a difficult object), counted independently."""
+    n = 0
+    for d, g in zip(dets, gts):
+        for row in d:
+            cand = g[g[:, 4] == row[5]]
+            if len(cand) == 0:
+                continue
+            x1 = np.maximum(row[0], cand[:, 0]); y1 = np.maximum(row[1], cand[:, 1])
+            x2 = np.minimum(row[2], cand[:, 2]); y2 = np.minimum(row[3], cand[:, 3])
+            inter = np.clip(x2 - x1 + 1, 0, None) * np.clip(y2 - y1 + 1, 0, None)
+            area = lambda b: (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+            iou = inter / (area(row) + area(cand) - inter)
+            k = int(np.argmax(iou))
+            n += bool(iou[k] > 0.5 and cand[k, 5] == 1)
+    return n

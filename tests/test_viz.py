@@ -357,3 +357,43 @@ def test_draw_clusters_titles_the_mean_iou_of_all_boxes_and_colours_by_anchor():
     plt.close(fig)
     with pytest.raises(ValueError, match="centers"):
         viz.draw_clusters(wh, np.zeros((0, 2)))
+
+
+# ---------------------------------------------------------------- chapter 9: history and detections
+
+
+def _history(n: int = 30) -> dict:
+    it = list(range(1, n + 1))
+    loss = [10.0 / i for i in it]
+    train = {"iteration": it, "size": [320 + 32 * (i // 10 % 3) for i in it], "lr": [1e-3] * n,
+             **{k: loss for k in ("loss", "coord", "obj", "noobj", "cls")}}
+    return {"train": train, "val": {"iteration": [10, 20, 30], "map": [0.2, None, 0.6]}}
+
+
+def test_plot_history_draws_each_term_and_the_map():
+    fig = viz.plot_history(_history(), smooth=5)
+    ax, _, ax_map = fig.axes[:3]
+    assert [line.get_label() for line in ax.get_lines()] == ["loss", "coord", "obj", "noobj", "cls"]
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata()[:2], [10.0, 7.5])  # trailing mean
+    assert ax_map.get_lines()[0].get_xydata().tolist() == [[10, 0.2], [30, 0.6]]  # None skipped
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no training updates"):
+        viz.plot_history({"train": {"iteration": []}, "val": {}})
+
+
+def test_draw_detections_colours_right_wrong_and_missed():
+    image = np.zeros((100, 100, 3))
+    gt = np.array([[10, 10, 30, 30, 0, 0], [60, 60, 90, 90, 1, 0]], dtype=float)
+    det = np.array([[10, 10, 30, 30, 0.9, 0], [0, 50, 20, 70, 0.8, 1]], dtype=float)
+    fig, ax = plt.subplots()
+    viz.draw_detections(ax, image, det, gt, ["a", "b"], title="x")
+    assert ax.get_title() == "x: 1 right, 1 wrong, 1 missed"
+    rects = [p for p in ax.patches]
+    styles = [(tuple(p.get_xy()), p.get_linestyle()) for p in rects]
+    assert ((60.0, 60.0), "--") in styles  # the missed object, dashed
+    assert matplotlib.colors.to_hex(rects[-1].get_edgecolor()) == "#d00000"  # the false positive, red
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    viz.draw_detections(ax, image, det, None, ["a", "b"])
+    assert [t.get_text().strip() for t in ax.texts] == ["a 0.90", "b 0.80"]
+    plt.close(fig)

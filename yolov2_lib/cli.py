@@ -290,9 +290,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace):
     from .train import model_from_checkpoint
 
+    from . import pretrained
+
     path = Path(args.checkpoint)
+    if not path.is_file() and args.checkpoint in pretrained.available():
+        path = pretrained.path(args.checkpoint)
     if not path.is_file():
-        raise _CLIError(f"checkpoint {path} does not exist.")
+        shipped = ", ".join(pretrained.available()) or "none"
+        raise _CLIError(f"checkpoint {path} does not exist (nor is it a shipped detector: {shipped}).")
     try:
         return model_from_checkpoint(path, use_ema=not args.no_ema, device=args.device or "cpu")
     except (ValueError, RuntimeError) as exc:
@@ -487,8 +492,37 @@ def _add_train_parser(sub) -> None:
     t.set_defaults(func=_cmd_train)
 
 
+@_friendly
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .train import export_weights
+
+    source, out = Path(args.checkpoint), Path(args.out)
+    if not source.is_file():
+        raise _CLIError(f"checkpoint {source} does not exist.")
+    if out.suffix != ".pt":
+        raise _CLIError(f"--out {out}: the weights file must end in .pt (its provenance goes beside it as .json).")
+    if out.exists() and not args.force:
+        raise _CLIError(f"{out} exists; pass --force to replace it.")
+    results = {}
+    for item in args.result:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _CLIError(f"--result {item!r}: expected KEY=VALUE.")
+        try:
+            results[key] = float(value)
+        except ValueError:
+            results[key] = value
+    try:
+        export_weights(source, out, half=not args.fp32, use_ema=not args.no_ema, results=results)
+    except ValueError as exc:
+        raise _CLIError(f"{source}: {exc}") from None
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {out.with_suffix('.json')}")
+    return 0
+
+
 def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="a checkpoint of `yolov2 train` (last.pt or best.pt)")
+    p.add_argument("checkpoint", help="a checkpoint of `yolov2 train` (last.pt or best.pt), exported "
+                                      "weights, or the name of a shipped detector (bccd)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not their average")
     p.add_argument("--size", type=_side, default=416, help="network input side (a multiple of 32)")
     p.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold")
@@ -544,6 +578,21 @@ def _add_inference_parsers(sub) -> None:
     d.add_argument("--out", default="detections", help="output folder")
     d.add_argument("--score", type=float, default=0.25, help="draw detections scoring above this")
     d.set_defaults(func=_cmd_detect)
+
+    x = sub.add_parser("export", help="write a checkpoint's weights and provenance as a small file",
+                       description="Keep what inference needs from a training checkpoint -- model "
+                                   "configuration, (averaged) weights, class names -- with the run's "
+                                   "provenance (command, commit, time, hardware); a JSON copy of everything "
+                                   "but the weights goes beside it. The checkpoint is not modified.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    x.add_argument("checkpoint", help="best.pt or last.pt of `yolov2 train`")
+    x.add_argument("out", help="the .pt file to write")
+    x.add_argument("--fp32", action="store_true", help="store float32 weights (default: float16, half the size)")
+    x.add_argument("--no-ema", action="store_true", help="export the raw weights, not their average")
+    x.add_argument("--result", action="append", default=[], metavar="KEY=VALUE",
+                   help="a measured result to record, e.g. test_map=0.88 (repeatable)")
+    x.add_argument("--force", action="store_true", help="replace an existing output file")
+    x.set_defaults(func=_cmd_export)
 
     a = sub.add_parser("anchors", help="anchors by IoU k-means on a dataset's boxes",
                        description="Cluster the (width, height) of a split's boxes with the 1 - IoU distance "

@@ -60,7 +60,7 @@ import torch
 
 from .boxes import aligned_box_iou
 
-__all__ = ["VOCResult", "VOCEvaluator", "evaluate_voc", "voc_ap"]
+__all__ = ["VOCResult", "VOCEvaluator", "ImageMatch", "evaluate_voc", "match_detections", "voc_ap"]
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[Sequence[float]]]
 
@@ -432,3 +432,81 @@ def evaluate_voc(
     evaluator = VOCEvaluator(num_classes, class_names, iou_threshold, inclusive, strict)
     evaluator.update(dets, gts)
     return evaluator.compute()
+
+
+# ------------------------------------------------------------------ one image: which detection is right
+
+
+@dataclass(frozen=True)
+class ImageMatch:
+    """How the detections of one image match its ground truth, by the VOC rule.
+
+    Attributes:
+        tp: (N,) True for a detection that takes a ground truth.
+        fp: (N,) True for a miss or a duplicate (``tp``, ``fp`` and ignored partition the rows).
+        gt_index: (N,) the ground truth a true positive took, else -1.
+        missed: (M,) True for a non-difficult ground truth that no detection took.
+    """
+
+    tp: np.ndarray
+    fp: np.ndarray
+    gt_index: np.ndarray
+    missed: np.ndarray
+
+    @property
+    def errors(self) -> int:
+        """False positives plus missed objects: how wrong the image is."""
+        return int(self.fp.sum() + self.missed.sum())
+
+
+def match_detections(
+    detections: ArrayLike,
+    ground_truth: ArrayLike,
+    iou_threshold: float = 0.5,
+    inclusive: bool = True,
+    strict: bool = True,
+) -> ImageMatch:
+    """Match one image's detections to its ground truth as VOC scoring does.
+
+    Class by class, by decreasing score (stable on ties), each detection looks
+    at the ground truth it overlaps most (:class:`VOCEvaluator`'s rule): above
+    the threshold and not yet taken it is a true positive; on a difficult object
+    it is ignored; otherwise (too little overlap, or a duplicate) a false
+    positive. Summed over images, the true positives are the ones the mAP counts.
+
+    Args:
+        detections: (N, 6) rows ``(x1, y1, x2, y2, score, class)``.
+        ground_truth: (M, 6) rows ``(x1, y1, x2, y2, class, difficult)``.
+        iou_threshold, inclusive, strict: as :class:`VOCEvaluator`.
+
+    Returns:
+        :class:`ImageMatch` for the rows in their input order.
+    """
+    det = _to_numpy(detections, "detections", 0)
+    gt = _to_numpy(ground_truth, "ground truths", 0)
+    helper = VOCEvaluator(1, iou_threshold=iou_threshold, inclusive=inclusive, strict=strict)
+    tp = np.zeros(len(det), dtype=bool)
+    fp = np.zeros(len(det), dtype=bool)
+    gt_index = np.full(len(det), -1, dtype=np.int64)
+    taken = np.zeros(len(gt), dtype=bool)
+    difficult = gt[:, 5] == 1 if len(gt) else np.zeros(0, dtype=bool)
+    for c in np.unique(det[:, 5]) if len(det) else []:
+        rows = np.flatnonzero(det[:, 5] == c)
+        rows = rows[np.argsort(-det[rows, 4], kind="stable")]
+        cand = np.flatnonzero(gt[:, 4] == c) if len(gt) else np.zeros(0, dtype=np.int64)
+        for r in rows:
+            if len(cand) == 0:
+                fp[r] = True
+                continue
+            iou = helper._pair_iou(np.repeat(det[r : r + 1, :4], len(cand), 0), gt[cand, :4])
+            best = int(np.argmax(iou))  # the first on ties, as voc_eval.py
+            hit = iou[best] > iou_threshold if strict else iou[best] >= iou_threshold
+            g = cand[best]
+            if hit and difficult[g]:
+                continue  # ignored
+            if hit and not taken[g]:
+                taken[g], tp[r], gt_index[r] = True, True, g
+            else:
+                fp[r] = True
+    missed = ~taken & ~difficult
+    return ImageMatch(tp=tp, fp=fp, gt_index=gt_index, missed=missed)

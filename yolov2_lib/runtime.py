@@ -7,12 +7,15 @@ book is reproducible).
 from __future__ import annotations
 
 import os
+import platform
 import random
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "default_device", "setup"]
+__all__ = ["seed_everything", "default_device", "setup", "cpu_name", "hardware", "glue", "quick_mode"]
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -37,3 +40,47 @@ def setup(seed: int = 0) -> torch.device:
     """Seed everything and return the device to use (what each chapter's first cell does)."""
     seed_everything(seed)
     return default_device()
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware(device: torch.device | str | None = None) -> str:
+    """One line naming what a run used: the GPU, or the CPU with its core and thread counts."""
+    device = torch.device(device) if device is not None else default_device()
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
+    return (f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+            f"torch {torch.__version__}")
+
+
+def quick_mode() -> bool:
+    """True when ``YOLOV2_QUICK`` is set (not ``0``): chapters then train for seconds, not minutes.
+
+    ``make test`` sets it for nbval's second run of the chapters; the book build
+    runs them in full.
+    """
+    return os.environ.get("YOLOV2_QUICK", "0") not in ("", "0")
+
+
+def glue(name: str, value: Any) -> Any:
+    """Hand a computed value to the book's prose (myst-nb's ``glue``, not displayed).
+
+    The prose writes ``{glue:text}`name:.2f``` and the built page shows the
+    number this run computed. Outside a book build (Jupyter, Colab without
+    myst-nb) nothing happens. Returns ``value``.
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return value
+    myst_glue(name, value, display=False)
+    return value

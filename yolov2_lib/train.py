@@ -54,8 +54,11 @@ import json
 import math
 import os
 import random
+import subprocess
+import sys
 import time
 import warnings
+from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -73,10 +76,11 @@ from .detect import cpu_supports_bf16
 from .evaluate import VOCEvaluator, VOCResult
 from .loss import YOLOv2Loss
 from .model import YOLOv2, YOLOv2Config
-from .runtime import default_device
+from .runtime import default_device, hardware
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "WEIGHTS_FORMAT",
     "TrainConfig",
     "DarknetSchedule",
     "ModelEMA",
@@ -90,9 +94,12 @@ __all__ = [
     "load_checkpoint",
     "model_from_checkpoint",
     "save_checkpoint",
+    "export_weights",
+    "provenance",
 ]
 
 CHECKPOINT_FORMAT = "yolov2_lib.train/1"
+WEIGHTS_FORMAT = "yolov2_lib.weights/1"
 _LOSS_TERMS = ("loss", "coord", "obj", "noobj", "prior", "cls")
 
 
@@ -501,6 +508,27 @@ def _model_config_dict(model: nn.Module) -> dict[str, Any] | None:
     return values
 
 
+def _git_commit(where: Path) -> str | None:
+    """``HEAD`` of the git work tree holding ``where`` (``+dirty`` with uncommitted changes), or None."""
+    try:
+        run = dict(cwd=where, capture_output=True, text=True, timeout=10, check=True)
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "") if commit else None
+
+
+def provenance(device: torch.device | str | None = None) -> dict[str, Any]:
+    """Where a run comes from: the command line, the library's git commit, the time and the hardware."""
+    return {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
+        "commit": _git_commit(Path(__file__).resolve().parent),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hardware(device),
+    }
+
+
 class Checkpointed(NamedTuple):
     """A model rebuilt from a checkpoint, with what it was trained on.
 
@@ -515,26 +543,104 @@ class Checkpointed(NamedTuple):
     state: dict[str, Any]
 
 
+def _load_any(path: str | Path) -> dict[str, Any]:
+    """A trainer checkpoint or an exported weights file, checked for either format."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist.")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT):
+        raise ValueError(f"{path} is neither a yolov2_lib training checkpoint ({CHECKPOINT_FORMAT!r}) "
+                         f"nor exported weights ({WEIGHTS_FORMAT!r}).")
+    return state
+
+
 def model_from_checkpoint(path: str | Path, *, use_ema: bool = True,
                           device: str | torch.device = "cpu") -> Checkpointed:
-    """Rebuild the trained :class:`~yolov2_lib.model.YOLOv2` of a trainer checkpoint.
+    """Rebuild the trained :class:`~yolov2_lib.model.YOLOv2` of a checkpoint or exported weights.
 
     Args:
-        path: ``last.pt`` or ``best.pt`` of a run.
-        use_ema: take the averaged weights when the run kept an EMA.
+        path: ``last.pt`` or ``best.pt`` of a run, or a file of :func:`export_weights`.
+        use_ema: take the averaged weights when the run kept an EMA (exported
+            weights hold one set only).
         device: where to put the model.
 
     Returns:
         :class:`Checkpointed` ``(model in eval mode, class_names, config, letterbox, state)``.
     """
-    state = load_checkpoint(path)
+    state = _load_any(path)
     if state.get("model_config") is None:
         raise ValueError(f"{path} holds no YOLOv2 configuration; build the model yourself and load state['model'].")
     model = YOLOv2(YOLOv2Config(**state["model_config"]))
-    weights = state["ema"]["module"] if use_ema and state.get("ema") else state["model"]
+    if state["format"] == WEIGHTS_FORMAT:
+        weights = {k: v.float() if v.is_floating_point() else v for k, v in state["weights"].items()}
+    else:
+        weights = state["ema"]["module"] if use_ema and state.get("ema") else state["model"]
     model.load_state_dict(weights)
     return Checkpointed(model.to(device).eval(), list(state["class_names"]),
                         TrainConfig.from_dict(state["config"]), bool(state.get("letterbox", False)), state)
+
+
+def export_weights(checkpoint: str | Path, out: str | Path, *, half: bool = True, use_ema: bool = True,
+                   results: dict[str, Any] | None = None) -> Path:
+    """Write the inference part of a training checkpoint: a small file to ship or share.
+
+    The file keeps the model configuration, the weights (the EMA's by default;
+    stored in float16 when ``half``, which halves the size and loads back to
+    float32), the class names, the training configuration and the run's
+    provenance; it loads with :func:`model_from_checkpoint` (and ``torch.load``
+    with ``weights_only=True``). A JSON file beside it (same name, ``.json``)
+    repeats everything but the weights, for people to read.
+
+    Args:
+        checkpoint: ``best.pt`` or ``last.pt`` of ``yolov2 train``.
+        out: the ``.pt`` file to write (never the checkpoint itself).
+        half: store floating point weights as float16.
+        use_ema: export the averaged weights when the run kept them.
+        results: measured numbers to record with it (e.g. the test mAP).
+
+    Returns:
+        ``out`` as a :class:`~pathlib.Path`.
+    """
+    checkpoint, out = Path(checkpoint), Path(out)
+    if out.resolve() == checkpoint.resolve():
+        raise ValueError(f"export_weights would overwrite its input {checkpoint}; choose another output file.")
+    state = load_checkpoint(checkpoint)
+    if state.get("model_config") is None:
+        raise ValueError(f"{checkpoint} holds no YOLOv2 configuration to export.")
+    weights = state["ema"]["module"] if use_ema and state.get("ema") else state["model"]
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    train = state["history"]["train"]
+    info: dict[str, Any] = {
+        "format": WEIGHTS_FORMAT,
+        "model_config": state["model_config"],
+        "class_names": list(state["class_names"]),
+        "letterbox": bool(state.get("letterbox", False)),
+        "config": state["config"],
+        "provenance": state.get("provenance"),
+        "training": {
+            "iterations": int(state["iteration"]), "epochs": int(state["epoch"]), "seen": int(state["seen"]),
+            "train_seconds": float(state.get("train_seconds", sum(train["step_time"]))),
+            "best_val_map": state.get("best_map"), "ema": bool(use_ema and state.get("ema")),
+        },
+        "results": dict(results or {}),
+        "dtype": "float16" if half else "float32",
+        "source_checkpoint": checkpoint.name,
+    }
+    save_checkpoint({**info, "weights": weights}, out)
+    _write_json_atomic_pretty(info, out.with_suffix(".json"))
+    return out
+
+
+def _write_json_atomic_pretty(data: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # --------------------------------------------------------------------------- evaluation and detection
@@ -796,6 +902,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
 
+        self.provenance = provenance(self.device)
+        self.train_seconds = 0.0  # wall time inside fit(), over every resumed part of the run
+        self._fit_started: float | None = None
         self.seen = 0
         self.iteration = 0
         self.epoch = 0
@@ -827,6 +936,12 @@ class Trainer:
         """The weights evaluation uses: the EMA when there is one, else the model."""
         return self.ema.module if self.ema is not None else self.model
 
+    @property
+    def elapsed_seconds(self) -> float:
+        """Wall time spent in :meth:`fit` so far, all parts of a resumed run together."""
+        running = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
+        return self.train_seconds + running
+
     def state_dict(self) -> dict[str, Any]:
         """The whole training state, in tensors and plain containers."""
         return {
@@ -849,6 +964,8 @@ class Trainer:
             "history": self.history,
             "config": self.config.to_dict(),
             "world_size": self.world_size,
+            "provenance": self.provenance,
+            "train_seconds": self.elapsed_seconds,
         }
 
     def load_checkpoint(self, path: str | Path) -> None:
@@ -876,6 +993,8 @@ class Trainer:
         self.batch_in_epoch = int(state["batch_in_epoch"])
         self.best_map = state["best_map"]
         self.history = state["history"]
+        self.provenance = state.get("provenance") or self.provenance  # where the run began
+        self.train_seconds = float(state.get("train_seconds", 0.0))
 
     def save(self, best: bool = False) -> Path | None:
         """Write ``last.pt`` (and ``best.pt``) and ``history.json`` atomically; rank 0 only."""
@@ -1015,6 +1134,7 @@ class Trainer:
         per_epoch = self.sampler.batches_per_epoch
         bar = tqdm(total=total, initial=self.iteration, desc="train", unit="it",
                    disable=not cfg.progress or self.rank != 0, dynamic_ncols=True)
+        self._fit_started = time.perf_counter()
         try:
             while self.iteration < total:
                 self._set_train_mode()
@@ -1047,6 +1167,7 @@ class Trainer:
             self.save(best=best)
         finally:
             bar.close()
+            self.train_seconds, self._fit_started = self.elapsed_seconds, None
         return self.history
 
     def _epoch_line(self, epoch_start: float | None) -> None:

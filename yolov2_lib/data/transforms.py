@@ -208,6 +208,16 @@ def crop(image: Tensor, left: int, top: int, width: int, height: int) -> Tensor:
     if width <= 0 or height <= 0:
         raise ValueError(f"Expected a positive crop size, got {width}x{height}.")
     _, h, w = image.shape
+    # The part inside the image is a view; the rest repeats the edge (replicate padding),
+    # the same pixels as indexing with clamped coordinates, without gathering them.
+    x0, y0 = min(max(left, 0), w - 1), min(max(top, 0), h - 1)
+    x1, y1 = max(min(left + width, w), x0 + 1), max(min(top + height, h), y0 + 1)
+    inside = image[:, y0:y1, x0:x1]
+    pad = (x0 - left, left + width - x1, y0 - top, top + height - y1)  # left, right, top, bottom
+    if not any(pad):
+        return inside
+    if all(p >= 0 for p in pad):
+        return F.pad(inside[None], pad, mode="replicate")[0]  # (3, height, width)
     cols = (torch.arange(width, device=image.device) + left).clamp(0, w - 1)  # (width,)
     rows = (torch.arange(height, device=image.device) + top).clamp(0, h - 1)  # (height,)
     return image.index_select(1, rows).index_select(2, cols)  # (3, height, width)
@@ -341,9 +351,19 @@ def distort(image: Tensor, dhue: float, dsat: float, dexp: float) -> Tensor:
     """
     if dhue == 0 and dsat == 1 and dexp == 1:
         return image
-    hsv = rgb_to_hsv(image)
-    hsv = torch.stack(((hsv[0] + dhue) % 1.0, hsv[1] * dsat, hsv[2] * dexp))
-    return hsv_to_rgb(hsv).clamp(0, 1)
+    _check_image(image)
+    # rgb_to_hsv, the shifts and hsv_to_rgb folded into one pass. With value v, chroma
+    # d = v - min and s = d / v, each channel of hsv_to_rgb is v' - v' s' ramp(h') with
+    # v' = v dexp and s' = s dsat, i.e. dexp (v - dsat d ramp(h')): no division by v.
+    r, g, b = image.unbind(0)
+    value, argmax = image.max(0)  # (H, W)
+    delta = value - image.min(0).values
+    sixths = torch.where(argmax == 0, g - b, torch.where(argmax == 1, b - r + 2 * delta, r - g + 4 * delta))
+    sixths = sixths / delta.clamp_min(1e-12) + 6 * dhue  # hue in sixths of a turn; any value where d = 0
+    n = torch.tensor([5.0, 3.0, 1.0], dtype=image.dtype, device=image.device)[:, None, None]
+    k = (n + sixths) % 6  # (3, H, W)
+    ramp = torch.minimum(k, 4 - k).clamp_(0, 1)
+    return (value - dsat * delta * ramp).mul_(dexp).clamp_(0, 1)  # (3, H, W)
 
 
 # ---------------------------------------------------------------- boxes + the whole chain

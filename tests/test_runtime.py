@@ -1,0 +1,46 @@
+"""Seeding, device choice, hardware description, quick mode and glue (yolov2_lib.runtime)."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import torch
+
+from yolov2_lib import runtime
+
+
+def test_setup_seeds_everything_and_picks_a_device():
+    device = runtime.setup(seed=3)
+    a = torch.rand(3)
+    runtime.setup(seed=3)
+    assert torch.equal(a, torch.rand(3))
+    assert device == runtime.default_device()
+
+
+def test_hardware_names_the_cpu_and_torch():
+    line = runtime.hardware("cpu")
+    assert runtime.cpu_name() in line and torch.__version__ in line and "threads" in line
+
+
+def test_quick_mode_follows_the_environment(monkeypatch):
+    monkeypatch.delenv("YOLOV2_QUICK", raising=False)
+    assert not runtime.quick_mode()
+    monkeypatch.setenv("YOLOV2_QUICK", "0")
+    assert not runtime.quick_mode()
+    monkeypatch.setenv("YOLOV2_QUICK", "1")
+    assert runtime.quick_mode()
+
+
+def test_glue_hands_the_value_to_myst_nb(monkeypatch):
+    calls = []
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=True: calls.append((name, value, display))
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    assert runtime.glue("map", 0.81) == 0.81
+    assert calls == [("map", 0.81, False)]
+
+
+def test_glue_without_myst_nb_does_nothing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # import fails as in a plain Colab
+    assert runtime.glue("map", 0.5) == 0.5
