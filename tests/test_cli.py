@@ -243,3 +243,26 @@ def test_export_writes_small_weights_with_provenance(tiny_data, tmp_path, capsys
     assert cli.main(["export", str(best), str(tmp_path / "w.bin")]) == 2
     assert cli.main(["export", str(best), str(tmp_path / "x.pt"), "--result", "novalue"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- data: local or what fetch would do
+
+
+def test_data_says_each_dataset_is_local_with_the_mirror(shared_data, monkeypatch, capsys):
+    monkeypatch.setenv("YOLOV2_DATA", str(shared_data))
+    assert cli.main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("  local: YOLOV2_DATA ") == 5, out
+
+
+def test_data_without_local_copies_says_what_would_be_downloaded_and_built(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("YOLOV2_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setenv("YOLOV2_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("YOLOV2_OFFLINE", "1")
+    assert cli.main(["data", "bccd", "voc_boxes"]) == 0
+    out = capsys.readouterr().out
+    assert "not local; downloads are off (YOLOV2_OFFLINE)" in out
+    assert "download 365 file(s) from Shenggan/BCCD_Dataset @ d272fb1" in out
+    assert "build bccd_boxes.csv from BCCD/Annotations/*.xml" in out
+    assert "build voc_boxes.csv from the Annotations/*.xml" in out and "VOCtest_06-Nov-2007.tar" in out
+    assert not (tmp_path / "cache").exists(), "listing must not download or build anything"

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
+import tarfile
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from yolov2_lib.data import build
 from yolov2_lib.data import registry as reg
 
 
@@ -150,9 +153,17 @@ def test_manifest_entries_are_complete():
         assert ds.licence and ds.source and ds.description
         for f in ds.files:
             assert len(f.sha256) == 64
-            assert (f.url or f.derived), f"{name}/{f.path}: neither a URL nor a recipe"
+            assert (f.url or f.build or f.derived), f"{name}/{f.path}: neither a URL nor a recipe"
             if f.url:
                 assert f.url.startswith("https://"), f.url
+            if f.build:
+                assert f.build.builder in build.BUILDERS and f.build.sources and f.build.licence
+                assert f.content_sha256 and len(f.content_sha256) == 64 and f.rows
+                assert f.content_groups and len(f.content_groups) == build.NUM_GROUPS
+                for source in f.build.sources:  # plain http only where the published MD5 guards the bytes
+                    assert source.url.startswith("https://") or source.md5, source.url
+    derived = [f.path for n in r.names() for f in r.dataset(n).files if f.build]
+    assert sorted(derived) == ["bccd_boxes.csv", "coco_val2017_boxes.csv", "voc2007_demo/boxes.csv", "voc_boxes.csv"]
 
 
 def test_a_file_changed_after_a_good_check_is_caught(tmp_path):
@@ -164,3 +175,159 @@ def test_a_file_changed_after_a_good_check_is_caught(tmp_path):
     (tmp_path / "data" / "toy" / "a.txt").write_bytes(b"ALPHA\n")  # same size, new content
     with pytest.raises(reg.ChecksumError, match=r"a\.txt"):
         make().fetch("toy")
+
+
+# ---------------------------------------------------------------- derived files built from their sources
+#
+# The whole path of fetch: sources read through file:// URLs (the real download code, no
+# network), the builder, the checks, the cache. The builders themselves: tests/test_build.py.
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bccd"
+
+
+def _tar(path: Path, members: dict[str, bytes]) -> str:
+    """Write a tar archive; returns its MD5."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(buf.getvalue())
+    return hashlib.md5(buf.getvalue()).hexdigest()
+
+
+VOC_XML = (b"<annotation><size><width>500</width><height>375</height></size><object><name>cat</name>"
+           b"<difficult>0</difficult><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax>"
+           b"</bndbox></object></annotation>")  # fmt: skip
+VOC_CSV = (b"split,year,image_id,width,height,class,xmin,ymin,xmax,ymax,difficult\r\n"
+           b"test,2007,000001,500,375,cat,1,2,30,40,0\r\n")  # fmt: skip
+
+
+def _derived(tmp_path: Path, *, sha256: bytes | str = VOC_CSV, content: bytes | str = VOC_CSV,
+             md5: str | None = None, url: str | None = None) -> reg.Dataset:  # fmt: skip
+    """A one-file dataset whose CSV is built from a VOC-like archive served from tmp_path."""
+    archive = tmp_path / "served" / "VOCtest.tar"
+    archive.parent.mkdir(exist_ok=True)
+    real_md5 = _tar(archive, {"VOCdevkit/VOC2007/Annotations/000001.xml": VOC_XML,
+                              "VOCdevkit/VOC2007/JPEGImages/000001.jpg": b"jpeg",
+                              "VOCdevkit/VOC2007/ImageSets/Main/test.txt": b"000001\n"})  # fmt: skip
+    expected = tmp_path / "expected.csv"
+    expected.write_bytes(content if isinstance(content, bytes) else content.encode())
+    digest = build.content_digest(expected)
+    recipe = build.BuildRecipe("voc_boxes", (build.Source(url or archive.as_uri(), md5 or real_md5),),
+                               "the toy VOC annotations", "research use")  # fmt: skip
+    sha = hashlib.sha256(sha256).hexdigest() if isinstance(sha256, bytes) else sha256
+    f = reg.DataFile("boxes.csv", sha, build=recipe, content_sha256=digest.sha256, rows=digest.rows,
+                     content_groups=digest.groups)  # fmt: skip
+    return reg.Dataset("toy", "toy", "toy boxes", "research use", "the tests", (f,))
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_derived_file_is_built_into_the_cache_and_accepted_by_its_sha256(tmp_path):
+    r = reg.Registry({"toy": _derived(tmp_path)}, cache_dir=tmp_path / "cache", offline=False)
+    path = r.fetch("toy")
+    assert path == tmp_path / "cache" / "toy" / "boxes.csv" and path.read_bytes() == VOC_CSV
+    assert _files(tmp_path / "cache") == ["toy/boxes.csv"], "scratch files left behind"
+    (tmp_path / "served" / "VOCtest.tar").unlink()  # second fetch: from the cache, no source needed
+    assert r.fetch("toy") == path
+
+
+def test_same_rows_in_other_bytes_are_accepted_by_content(tmp_path, monkeypatch):
+    registered_bytes = VOC_CSV.replace(b"\r\n", b"\n").replace(b",1,2,30,40,", b",1.0,2,30,40,")
+    ds = _derived(tmp_path, sha256=registered_bytes, content=registered_bytes)
+    r = reg.Registry({"toy": ds}, cache_dir=tmp_path / "cache", offline=False)
+    path = r.fetch("toy")
+    assert path.read_bytes() == VOC_CSV  # what the builder wrote, not the registered bytes
+    monkeypatch.setattr(reg, "_VERIFIED", {})  # a new process: the cached file is checked again, by content
+    assert reg.Registry({"toy": ds}, cache_dir=tmp_path / "cache", offline=True).fetch("toy") == path
+    # a local copy (YOLOV2_DATA) with the same rows is accepted too; one with other rows is not
+    (tmp_path / "data" / "toy").mkdir(parents=True)
+    (tmp_path / "data" / "toy" / "boxes.csv").write_bytes(registered_bytes.replace(b"\n", b"\r\n"))
+    local = reg.Registry({"toy": ds}, data_dir=tmp_path / "data", cache_dir=tmp_path / "none", offline=True)
+    assert local.fetch("toy") == tmp_path / "data" / "toy" / "boxes.csv"
+    (tmp_path / "data" / "toy" / "boxes.csv").write_bytes(VOC_CSV.replace(b",30,40,", b",31,40,"))
+    with pytest.raises(reg.ChecksumError, match="its rows are not the registered ones"):
+        local.fetch("toy")
+
+
+def test_archive_with_a_wrong_md5_builds_nothing_and_leaves_nothing(tmp_path):
+    r = reg.Registry({"toy": _derived(tmp_path, md5="0" * 32)}, cache_dir=tmp_path / "cache", offline=False)
+    with pytest.raises(reg.ChecksumError) as exc:
+        r.fetch("toy")
+    msg = str(exc.value)
+    assert "building toy/boxes.csv" in msg and "VOCtest.tar: MD5 is" in msg and "published sum is 0000" in msg
+    assert "Nothing was built" in msg
+    assert _files(tmp_path / "cache") == []
+
+
+def test_built_file_with_other_rows_is_kept_aside_and_refused(tmp_path):
+    other = VOC_CSV + b"test,2007,000002,500,375,dog,5,5,50,50,1\r\n"
+    r = reg.Registry({"toy": _derived(tmp_path, sha256=other, content=other)}, cache_dir=tmp_path / "cache",
+                     offline=False)  # fmt: skip
+    with pytest.raises(reg.ContentMismatchError) as exc:
+        r.fetch("toy")
+    msg = str(exc.value)
+    assert "toy/boxes.csv was built from the toy VOC annotations" in msg
+    assert "1 data rows built, 2 registered" in msg and "groups of images differ" in msg
+    assert "boxes.csv.unverified" in msg
+    assert _files(tmp_path / "cache") == ["toy/boxes.csv.unverified"]
+    assert (tmp_path / "cache" / "toy" / "boxes.csv.unverified").read_bytes() == VOC_CSV
+    assert isinstance(exc.value, reg.ChecksumError)
+
+
+def test_offline_says_what_would_be_built_from_where(tmp_path):
+    r = reg.Registry({"toy": _derived(tmp_path)}, data_dir=tmp_path / "nothing", cache_dir=tmp_path / "cache",
+                     offline=True)  # fmt: skip
+    with pytest.raises(reg.DatasetUnavailableError) as exc:
+        r.fetch("toy")
+    msg = str(exc.value)
+    assert "YOLOV2_OFFLINE" in msg and "YOLOV2_DATA" in msg
+    assert "build boxes.csv from the toy VOC annotations" in msg and "VOCtest.tar" in msg
+    assert _files(tmp_path / "cache") == []
+
+
+def test_unreachable_source_of_a_derived_file_is_a_clear_error(tmp_path):
+    gone = (tmp_path / "served" / "missing.tar").as_uri()
+    r = reg.Registry({"toy": _derived(tmp_path, url=gone)}, cache_dir=tmp_path / "cache", offline=False)
+    with pytest.raises(reg.DatasetUnavailableError, match=r"could not build toy/boxes.csv .*missing\.tar"):
+        r.fetch("toy")
+    assert _files(tmp_path / "cache") == []
+
+
+def test_bccd_like_dataset_downloads_files_and_builds_its_csv(tmp_path):
+    """Downloaded files first, then the CSV built from the real BCCD fixture annotations."""
+    base = FIXTURES.as_uri()
+    recipe = build.BuildRecipe(
+        "bccd_boxes",
+        (*(build.Source(f"{base}/ImageSets/Main/{s}.txt") for s in ("train", "val", "test")),
+         build.Source(base + "/Annotations/{image_id}.xml")),
+        "the BCCD fixtures", "MIT",
+    )  # fmt: skip
+    expected = tmp_path / "expected.csv"
+    build.bccd_boxes_csv(FIXTURES / "Annotations", FIXTURES / "ImageSets" / "Main", expected)
+    licence = (FIXTURES / "LICENSE").read_bytes()
+    ds = reg.Dataset("bccd", "bccd", "toy", "MIT", "the tests", (
+        reg.DataFile("LICENSE", hashlib.sha256(licence).hexdigest(), url=(FIXTURES / "LICENSE").as_uri()),
+        reg.DataFile("bccd_boxes.csv", reg.sha256_file(expected), build=recipe),
+    ))  # fmt: skip
+    r = reg.Registry({"bccd": ds}, cache_dir=tmp_path / "cache", offline=False)
+    assert r.status("bccd").location is None and "build bccd_boxes.csv from the BCCD fixtures" in r.status("bccd").plan
+    root = r.fetch("bccd")
+    assert _files(root) == ["LICENSE", "bccd_boxes.csv"]
+    assert r.status("bccd").location == f"cache {root}"
+
+
+def test_status_of_the_real_registry_with_the_mirror_and_without(shared_data, tmp_path):
+    with_mirror = reg.Registry.from_json(data_dir=shared_data, cache_dir=tmp_path / "cache", offline=True)
+    for name in with_mirror.names():
+        assert with_mirror.status(name).location == f"YOLOV2_DATA {shared_data / with_mirror.dataset(name).root}"
+    bare = reg.Registry.from_json(data_dir=tmp_path / "nothing", cache_dir=tmp_path / "cache", offline=True)
+    plan = bare.status("voc_boxes").describe()
+    assert plan.startswith("not local; downloads are off (YOLOV2_OFFLINE)")
+    assert "build voc_boxes.csv from the Annotations/*.xml" in plan and "VOCtrainval_11-May-2012.tar" in plan
+    demo = bare.status("demo_images").plan
+    assert "download 13 file(s)" in demo and "or from the 'voc_boxes' dataset when it is available locally" in demo

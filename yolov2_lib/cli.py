@@ -35,6 +35,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         try:
             ds = registry.dataset(name)
             path = registry.fetch(name) if args.fetch else None
+            where = None if args.fetch else registry.status(name).describe()  # local, or what fetch would do
         except DatasetError as exc:
             print(f"error: {exc}", file=sys.stderr)
             status = 1
@@ -42,6 +43,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
         print(f"{name}: {len(ds.files)} file(s); {ds.licence}; source: {ds.source}")
         if path is not None:
             print(f"  -> {path}")
+        else:
+            print("  " + str(where).replace("\n", "\n  "))
     return status
 
 
@@ -618,8 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_cmd_bench)
 
     data = sub.add_parser("data", help="list registered datasets, and resolve them with --fetch",
-                          description="List the registered datasets; with --fetch, resolve each one "
-                                      "(local mirror $YOLOV2_DATA, cache, or download) and print its path.")
+                          description="List the registered datasets and where each is: local, or what fetch "
+                                      "would download and build; with --fetch, resolve each one (local mirror "
+                                      "$YOLOV2_DATA, cache, or download and build) and print its path.")
     data.add_argument("names", nargs="*", help="datasets to show (default: all)")
     data.add_argument("--fetch", action="store_true", help="resolve the datasets and print where they are")
     data.set_defaults(func=_cmd_data)

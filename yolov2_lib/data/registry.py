@@ -11,15 +11,25 @@ dataset, in this order, from
 3. a download from the public source into that cache, each file checked
    against its SHA-256 before it is used.
 
+Derived files (the box CSVs) have no URL of their own: their entry carries a
+``build`` recipe, and :mod:`yolov2_lib.data.build` makes them from the
+official annotations (archives checked against their published MD5). A
+built file is used when its SHA-256 is the registered one or, failing that,
+when its rows are (``content_sha256``, the hash of the sorted, normalised
+rows); otherwise it is kept aside as ``<name>.unverified`` and the error
+says how it differs.
+
 A file whose checksum does not match is never used: the error names the
 file and both sums. With no local copy and no network (or with
-``YOLOV2_OFFLINE=1``) the error says what is missing and how to get it.
+``YOLOV2_OFFLINE=1``) the error says what is missing and how it would be
+downloaded or built. Downloads happen only inside :func:`fetch`.
 
 Explained in chapter 1 ("From YOLO v1 to v2", the section on the data).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -31,11 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from . import build
+from .build import BuildRecipe
+
 __all__ = [
     "DatasetError",
     "ChecksumError",
+    "ContentMismatchError",
     "DatasetUnavailableError",
+    "DataFile",
     "Dataset",
+    "DatasetStatus",
     "Registry",
     "default_registry",
     "fetch",
@@ -57,6 +73,10 @@ class ChecksumError(DatasetError):
     """A file exists but its SHA-256 is not the registered one."""
 
 
+class ContentMismatchError(ChecksumError):
+    """A file built from the official sources does not hold the registered rows."""
+
+
 class DatasetUnavailableError(DatasetError):
     """A dataset is neither available locally nor downloadable."""
 
@@ -72,12 +92,37 @@ def sha256_file(path: Path) -> str:
 
 @dataclass(frozen=True)
 class DataFile:
-    """One registered file: its path inside the dataset and how to check and get it."""
+    """One registered file: its path inside the dataset and how to check and get it.
+
+    Attributes:
+        path: inside the dataset's folder.
+        sha256: the file's SHA-256.
+        url: where to download it as it is, if anywhere.
+        derived: in words, how it was made (for a file with neither ``url`` nor ``build``).
+        build: how to build it from public sources (a derived file).
+        content_sha256: :func:`~yolov2_lib.data.build.content_sha256` of the file; a
+            file with these rows is accepted even when its bytes differ.
+        rows: its number of data rows.
+        content_groups: :attr:`~yolov2_lib.data.build.ContentDigest.groups`, to locate a difference.
+    """
 
     path: str
     sha256: str
     url: str | None = None
     derived: str | None = None
+    build: BuildRecipe | None = None
+    content_sha256: str | None = None
+    rows: int | None = None
+    content_groups: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, path: str, d: Mapping) -> "DataFile":
+        return cls(
+            path=path, sha256=d["sha256"], url=d.get("url"), derived=d.get("derived"),
+            build=BuildRecipe.from_dict(d["build"]) if "build" in d else None,
+            content_sha256=d.get("content_sha256"), rows=d.get("rows"),
+            content_groups=tuple(d["content_groups"]) if "content_groups" in d else None,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -93,11 +138,26 @@ class Dataset:
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping) -> "Dataset":
-        files = tuple(
-            DataFile(path=p, sha256=f["sha256"], url=f.get("url"), derived=f.get("derived"))
-            for p, f in d["files"].items()
-        )
+        files = tuple(DataFile.from_dict(p, f) for p, f in d["files"].items())
         return cls(name, d["root"], d["description"], d["licence"], d["source"], files)
+
+
+@dataclass(frozen=True)
+class DatasetStatus:
+    """Where a dataset stands before :meth:`Registry.fetch` (from the files present).
+
+    Attributes:
+        name: the dataset.
+        location: ``"<label> <folder>"`` where it is complete (``YOLOV2_DATA`` or cache), else ``None``.
+        plan: when not local, what fetch would download and build.
+    """
+
+    name: str
+    location: str | None
+    plan: str
+
+    def describe(self) -> str:
+        return f"local: {self.location}" if self.location else f"not local; {self.plan}"
 
 
 class Registry:
@@ -148,30 +208,74 @@ class Registry:
                 f"unknown dataset {name!r}; registered datasets: {', '.join(self.names())}"
             ) from None
 
-    def _check(self, path: Path, expected: str) -> None:
+    def _check(self, path: Path, f: DataFile) -> None:
+        """Raise :class:`ChecksumError` unless ``path`` has ``f``'s bytes, or (derived files) its rows."""
         st = path.stat()
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-        actual = _VERIFIED.get(key) or sha256_file(path)
-        if actual != expected:
-            raise ChecksumError(
-                f"{path}: SHA-256 is {actual}, the registry expects {expected}; "
-                "the file was not used. Replace it with the original, or delete it to download it again."
-            )
-        _VERIFIED[key] = actual
+        accepted = {f.sha256} | ({f.content_sha256} if f.content_sha256 else set())
+        if _VERIFIED.get(key) in accepted:
+            return
+        actual = sha256_file(path)
+        if actual == f.sha256:
+            _VERIFIED[key] = actual
+            return
+        content = None
+        if f.content_sha256 is not None:
+            try:
+                content = build.content_sha256(path)
+            except (ValueError, csv.Error):
+                content = "unreadable"
+            if content == f.content_sha256:
+                _VERIFIED[key] = content
+                return
+        rows = f" and its rows are not the registered ones (content SHA-256 {content})" if content else ""
+        raise ChecksumError(
+            f"{path}: SHA-256 is {actual}, the registry expects {f.sha256}{rows}; "
+            "the file was not used. Replace it with the original, or delete it to download it again."
+        )
 
     def _complete_in(self, ds: Dataset, root: Path) -> bool:
         """True when every file is there (and then checks every sum)."""
         if not all((root / f.path).is_file() for f in ds.files):
             return False
         for f in ds.files:
-            self._check(root / f.path, f.sha256)
+            self._check(root / f.path, f)
         return True
 
-    def _download(self, ds: Dataset, root: Path, searched: list[str]) -> None:
+    def _candidates(self, ds: Dataset) -> list[tuple[str, Path]]:
+        """Where the dataset may already be: (label, folder), in the order they are tried."""
+        out = []
+        if self.data_dir is not None:
+            out.append(("YOLOV2_DATA", self.data_dir / ds.root))
+        out.append(("cache", self.cache_dir / ds.name))
+        return out
+
+    def _local(self, name: str) -> Path | None:
+        """The dataset's path when it is complete in a local folder (sums checked), else ``None``."""
+        ds = self.dataset(name)
+        for _, root in self._candidates(ds):
+            if self._complete_in(ds, root):
+                return self._result(ds, root)
+        return None
+
+    @staticmethod
+    def _plan(ds: Dataset, missing: list[DataFile]) -> str:
+        """What obtaining the missing files would do, one line per kind of work."""
+        lines = []
+        downloads = [f for f in missing if f.url is not None]
+        if downloads:
+            lines.append(f"  - download {len(downloads)} file(s) from {ds.source} (first: {downloads[0].url})")
+        for f in missing:
+            if f.url is None and f.build is not None:
+                lines.append(f"  - build {f.path} from {f.build.describe()}")
+        return "\n".join(lines)
+
+    def _obtain(self, ds: Dataset, root: Path, searched: list[str]) -> None:
+        """Download and build the files missing from ``root`` (the cache)."""
         missing = [f for f in ds.files if not (root / f.path).is_file()]
-        derived = [f for f in missing if f.url is None]
-        if derived:
-            how = "\n".join(f"  - {f.path}: {f.derived or 'no public download'}" for f in derived)
+        stuck = [f for f in missing if f.url is None and f.build is None]
+        if stuck:
+            how = "\n".join(f"  - {f.path}: {f.derived or 'no public download'}" for f in stuck)
             raise DatasetUnavailableError(
                 f"dataset {ds.name!r} ({ds.source}) is not available locally "
                 f"(looked in: {'; '.join(searched)}) and these files cannot be downloaded as they are:\n{how}\n"
@@ -181,54 +285,121 @@ class Registry:
             raise DatasetUnavailableError(
                 f"dataset {ds.name!r} is missing {len(missing)} file(s) (first: {missing[0].path}) "
                 f"and downloads are off (YOLOV2_OFFLINE). Looked in: {'; '.join(searched)}. "
-                f"Set YOLOV2_DATA to a folder holding '{ds.root or '.'}', or allow downloads from {ds.source}."
+                f"Set YOLOV2_DATA to a folder holding '{ds.root or '.'}', or allow downloads; fetch would:\n"
+                f"{self._plan(ds, missing)}"
             )
         for f in missing:
-            target = root / f.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+            if f.url is not None:
+                self._download_file(ds, f, root, searched)
+        for f in missing:
+            if f.url is None and f.build is not None:
+                self._build_file(ds, f, root, searched)
+
+    def _download_file(self, ds: Dataset, f: DataFile, root: Path, searched: list[str]) -> None:
+        target = root / f.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(f.url, timeout=self.timeout) as resp:
+                shutil.copyfileobj(resp, out, _CHUNK)
+            actual = sha256_file(Path(tmp))
+            if actual != f.sha256:
+                raise ChecksumError(
+                    f"download of {f.url} for {ds.name}/{f.path} has SHA-256 {actual}, "
+                    f"the registry expects {f.sha256}; the file was discarded."
+                )
+            os.replace(tmp, target)
+        except (urllib.error.URLError, OSError) as exc:
+            raise DatasetUnavailableError(
+                f"could not download {f.url} for dataset {ds.name!r} ({exc}). "
+                f"Looked locally in: {'; '.join(searched)}. Without internet, set YOLOV2_DATA "
+                f"to a folder holding '{ds.root or '.'}' (see data/README.md)."
+            ) from exc
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _build_file(self, ds: Dataset, f: DataFile, root: Path, searched: list[str]) -> None:
+        """Build a derived file in a scratch folder beside it, check it, then move it in place."""
+        assert f.build is not None
+        target = root / f.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".build"))
+        where = f"{ds.name}/{f.path}"
+        try:
+            built = work / target.name
             try:
-                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(f.url, timeout=self.timeout) as resp:
-                    shutil.copyfileobj(resp, out, _CHUNK)
-                actual = sha256_file(Path(tmp))
-                if actual != f.sha256:
-                    raise ChecksumError(
-                        f"download of {f.url} for {ds.name}/{f.path} has SHA-256 {actual}, "
-                        f"the registry expects {f.sha256}; the file was discarded."
-                    )
-                os.replace(tmp, target)
-            except (urllib.error.URLError, OSError) as exc:
+                build.run_recipe(f.build, work, built, timeout=self.timeout, local=self._local)
+            except build.SourceChecksumError as exc:
+                raise ChecksumError(f"building {where}: {exc} Nothing was built.") from exc
+            except build.SourceUnavailableError as exc:
                 raise DatasetUnavailableError(
-                    f"could not download {f.url} for dataset {ds.name!r} ({exc}). "
-                    f"Looked locally in: {'; '.join(searched)}. Without internet, set YOLOV2_DATA "
-                    f"to a folder holding '{ds.root or '.'}' (see data/README.md)."
+                    f"could not build {where} ({exc}). Looked locally in: {'; '.join(searched)}. "
+                    f"Without internet, set YOLOV2_DATA to a folder holding '{ds.root or '.'}' (see data/README.md)."
                 ) from exc
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            except build.SourceError as exc:
+                raise DatasetError(f"could not build {where}: {exc}") from exc
+            self._accept_built(where, f, built, target)
+            os.replace(built, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    @staticmethod
+    def _accept_built(where: str, f: DataFile, built: Path, target: Path) -> None:
+        """Keep ``built`` when its bytes or its rows are the registered ones; else set it aside and raise."""
+        actual = sha256_file(built)
+        if actual == f.sha256:
+            return
+        if f.content_sha256 is not None and build.content_sha256(built) == f.content_sha256:
+            return
+        kept = target.with_name(target.name + ".unverified")
+        os.replace(built, kept)
+        assert f.build is not None
+        raise ContentMismatchError(
+            f"{where} was built from {f.build.origin}, but it is not the registered file "
+            f"(SHA-256 {actual}, registry {f.sha256}) and does not hold the registered rows: "
+            f"{build.describe_mismatch(kept, f.rows, f.content_groups)}. The built file is kept for "
+            f"inspection at {kept} and is not used; nothing else was written. The upstream annotations may "
+            "have changed: use a verified copy through YOLOV2_DATA, or report the difference."
+        )
 
     def fetch(self, name: str) -> Path:
         """Resolve dataset ``name`` and return its folder (or its file, for a one-file dataset).
 
+        Missing files are downloaded, and derived files built, into the cache.
+
         Raises:
-            ChecksumError: a local or downloaded file has the wrong SHA-256.
-            DatasetUnavailableError: not found locally and not downloadable.
+            ChecksumError: a local, downloaded or built file is not the registered one
+                (:class:`ContentMismatchError` for a built file with other rows).
+            DatasetUnavailableError: not found locally and not obtainable (offline, no network).
         """
         ds = self.dataset(name)
         searched = []
-        candidates = []
-        if self.data_dir is not None:
-            candidates.append(("YOLOV2_DATA", self.data_dir / ds.root))
-        cache_root = self.cache_dir / name
-        candidates.append(("cache", cache_root))
-        for label, root in candidates:
+        for label, root in self._candidates(ds):
             searched.append(f"{label} {root}")
             if self._complete_in(ds, root):
                 return self._result(ds, root)
-        self._download(ds, cache_root, searched)
-        if not self._complete_in(ds, cache_root):  # pragma: no cover - _download guarantees it
+        cache_root = self.cache_dir / name
+        self._obtain(ds, cache_root, searched)
+        if not self._complete_in(ds, cache_root):  # pragma: no cover - _obtain guarantees it
             raise DatasetUnavailableError(f"dataset {name!r} is incomplete in {cache_root} after download")
         return self._result(ds, cache_root)
+
+    def status(self, name: str) -> "DatasetStatus":
+        """Where dataset ``name`` would resolve now, from the files present (sums are checked by :meth:`fetch`)."""
+        ds = self.dataset(name)
+        for label, root in self._candidates(ds):
+            if all((root / f.path).is_file() for f in ds.files):
+                return DatasetStatus(name, f"{label} {root}", "")
+        cache_root = self.cache_dir / name
+        missing = [f for f in ds.files if not (cache_root / f.path).is_file()]
+        stuck = [f.path for f in missing if f.url is None and f.build is None]
+        if stuck:
+            plan = f"not obtainable: no download or recipe for {', '.join(stuck)}"
+        else:
+            plan = ("downloads are off (YOLOV2_OFFLINE); fetch would:\n" if self.offline else "fetch would:\n")
+            plan += self._plan(ds, missing)
+        return DatasetStatus(name, None, plan)
 
     @staticmethod
     def _result(ds: Dataset, root: Path) -> Path:
