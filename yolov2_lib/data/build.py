@@ -41,6 +41,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tarfile
 import urllib.error
 import urllib.parse
@@ -76,6 +77,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_ANNOUNCE_BYTES = 10_000_000  # downloads larger than this say so on stderr
 
 BCCD_COLUMNS: tuple[str, ...] = (
     "split", "image_id", "width", "height", "class", "xmin", "ymin", "xmax", "ymax", "difficult",
@@ -553,6 +555,9 @@ def download(source: Source, dest: str | Path, *, timeout: float = 60.0) -> None
         log.info("downloading %s", url)
         try:
             with _urlopen(url, timeout) as resp, open(part, "wb") as out:
+                size = int(resp.headers.get("Content-Length") or 0) if hasattr(resp, "headers") else 0
+                if size > _ANNOUNCE_BYTES:  # minutes of silence otherwise (the COCO zip is 241 MB)
+                    print(f"yolov2_lib: downloading {url} ({size / 1e6:,.0f} MB)", file=sys.stderr, flush=True)
                 reader = _HashingReader(resp)
                 while chunk := reader.read(_CHUNK):
                     out.write(chunk)
@@ -591,6 +596,8 @@ def extract_tar_members(
 
     def attempt(url: str) -> None:
         log.info("reading %s (keeping the annotations only)", url)
+        print(f"yolov2_lib: reading {url} as it downloads, keeping only the annotations "
+              "(a VOC archive is 0.4-2 GB: minutes)", file=sys.stderr, flush=True)
         try:
             with _urlopen(url, timeout) as resp:
                 reader = _HashingReader(resp)
