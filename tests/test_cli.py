@@ -127,7 +127,11 @@ def test_train_resumes_from_the_last_checkpoint(tiny_data, tmp_path, capsys, one
     assert cli.main(_train_args(tiny_data, out, "--val-split", "none")) == 0
     assert cli.main(_train_args(tiny_data, out, "--val-split", "none", "--resume", "--max-iterations", "3")) == 0
     assert "resuming from" in capsys.readouterr().out
-    assert torch.load(out / "last.pt", weights_only=True)["iteration"] == 3
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["iteration"] == 3
+    resumed = state["provenance"]["resumed"]  # the provenance keeps the start and each continuation
+    assert len(resumed) == 1 and resumed[0]["at_iteration"] == 2 and resumed[0]["command"]
+    assert state["train_seconds"] > 0
 
 
 def test_detect_never_overwrites_an_input(tiny_data, tmp_path, capsys, one_thread):

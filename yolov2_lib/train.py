@@ -993,7 +993,11 @@ class Trainer:
         self.batch_in_epoch = int(state["batch_in_epoch"])
         self.best_map = state["best_map"]
         self.history = state["history"]
-        self.provenance = state.get("provenance") or self.provenance  # where the run began
+        began = state.get("provenance")
+        if began:  # where the run began, and every command that continued it
+            resumed = {k: self.provenance[k] for k in ("command", "commit", "started")}
+            resumed["at_iteration"] = int(state["iteration"])
+            self.provenance = {**began, "resumed": [*began.get("resumed", []), resumed]}
         self.train_seconds = float(state.get("train_seconds", 0.0))
 
     def save(self, best: bool = False) -> Path | None:
