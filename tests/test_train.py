@@ -381,3 +381,17 @@ def test_detect_images_returns_boxes_in_image_pixels(data):
     assert int(dets[0][0, 5]) == int(record.labels[0])
     with pytest.raises(ValueError, match="images\\[0\\]"):
         detect_images(_Oracle([target]), [torch.zeros(4, 4)], input_size=96)
+
+
+def test_resume_with_a_new_length_follows_the_new_schedule(data, tmp_path):
+    """The checkpoint says where the run is; the resuming config says where the steps are."""
+    train = dataset(data)
+    short = dict(max_iterations=4, steps=(0.5,), burn_in=0, eval_every=0)
+    first = Trainer(tiny_model(), train, tiny_config(**short, out_dir=str(tmp_path)))
+    first.fit()
+    planned = Trainer(tiny_model(), train, tiny_config(**{**short, "max_iterations": 12}))
+    planned.fit()  # the same length from the start: its step comes later
+    assert first.history["train"]["lr"] != planned.history["train"]["lr"][:4]
+    longer = Trainer(tiny_model(), train, tiny_config(**{**short, "max_iterations": 12}), resume=tmp_path / "last.pt")
+    longer.fit()
+    assert longer.history["train"]["lr"][4:] == planned.history["train"]["lr"][4:]

@@ -982,7 +982,16 @@ class Trainer:
                 raise ValueError(f"{path} has no EMA but this run keeps one (set ema_decay=None).")
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
+        # LambdaLR's state also holds the saved DarknetSchedule (burn-in, steps), and loading
+        # writes it into our schedule object: this run's config decides the schedule (e.g. a
+        # new max_iterations moves the steps), the checkpoint only where in it we are.
+        planned = copy.copy(self.schedule)
         self.scheduler.load_state_dict(state["scheduler"])
+        self.schedule = planned
+        self.scheduler.lr_lambdas = [planned] * len(self.optimizer.param_groups)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * self.schedule(self.scheduler.last_epoch)  # LambdaLR's own formula
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
