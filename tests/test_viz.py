@@ -397,3 +397,26 @@ def test_draw_detections_colours_right_wrong_and_missed():
     viz.draw_detections(ax, image, det, None, ["a", "b"])
     assert [t.get_text().strip() for t in ax.texts] == ["a 0.90", "b 0.80"]
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- chapter 8 (multi-scale training)
+
+
+def test_plot_speed_accuracy_puts_one_labelled_point_per_size():
+    fig, ax = plt.subplots()
+    line = viz.plot_speed_accuracy(ax, [288, 416, 544], [91.0, 67.0, 40.0], [69.0, 76.8, 78.6], label="paper")
+    np.testing.assert_array_equal(line.get_xdata(), [91.0, 67.0, 40.0])
+    np.testing.assert_array_equal(line.get_ydata(), [69.0, 76.8, 78.6])
+    assert [t.get_text() for t in ax.texts] == ["288", "416", "544"]
+    assert [t.xy for t in ax.texts] == [(91.0, 69.0), (67.0, 76.8), (40.0, 78.6)]
+    assert line.get_label() == "paper" and ax.get_xlabel() == "images per second"
+    plt.close(fig)
+
+
+def test_plot_speed_accuracy_rejects_mismatched_lengths():
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="2 sizes, 1 speeds and 2 accuracies"):
+        viz.plot_speed_accuracy(ax, [288, 416], [91.0], [69.0, 76.8])
+    with pytest.raises(ValueError, match="at least one"):
+        viz.plot_speed_accuracy(ax, [], [], [])
+    plt.close(fig)

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import patches
 from matplotlib.colors import to_rgb
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from PIL import Image
 import torch
 
@@ -49,6 +49,7 @@ __all__ = [
     "draw_clusters",
     "plot_history",
     "draw_detections",
+    "plot_speed_accuracy",
 ]
 
 # A colour-blind friendly cycle (Okabe-Ito), used for classes and anchors alike.
@@ -1009,6 +1010,8 @@ def plot_history(history: dict, terms: Sequence[str] = ("loss", "coord", "obj", 
         ax.plot(it, _smooth(train[term], smooth), label=term, color="black" if term == "loss" else
                 CLASS_COLORS[k % len(CLASS_COLORS)], lw=2 if term == "loss" else 1.2)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.1, 1, 10: no mathtext
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel(f"loss (mean of {smooth} updates)")
     ax.legend(ncol=len(terms), fontsize=8, loc="upper right")
     ax.tick_params(labelbottom=False)
@@ -1075,3 +1078,47 @@ def draw_detections(
     draw_boxes(ax, det[shown, :4], None, [c for c, keep in zip(colors, shown) if keep], lw=1.5)
     counts = f"{int(m.tp.sum())} right, {int(m.fp.sum())} wrong, {int(m.missed.sum())} missed"
     ax.set_title(f"{title}: {counts}" if title else counts, fontsize=9)
+
+
+# ---------------------------------------------------------------- chapter 8: multi-scale training
+
+
+def plot_speed_accuracy(
+    ax: plt.Axes,
+    sizes: Sequence[int],
+    speed: Sequence[float],
+    accuracy: Sequence[float],
+    *,
+    label: str | None = None,
+    color: str | None = None,
+    marker: str = "o",
+):
+    """One point per input size, speed across and accuracy up, each labelled with its size.
+
+    The picture of the paper's Table 3: a multi-scale network is one curve of
+    operating points, from fast and coarse to slow and sharp.
+
+    Args:
+        ax: the axes.
+        sizes: the input side of each point.
+        speed: images per second at each size.
+        accuracy: mAP at each size.
+        label: legend label of the curve.
+        color: its colour (default: the next of the axes' cycle).
+        marker: the point marker.
+
+    Returns:
+        The matplotlib line.
+    """
+    if not len(sizes) == len(speed) == len(accuracy) or len(sizes) == 0:
+        raise ValueError(
+            f"Expected as many speeds and accuracies as sizes (at least one), got {len(sizes)} sizes, "
+            f"{len(speed)} speeds and {len(accuracy)} accuracies."
+        )
+    (line,) = ax.plot(speed, accuracy, marker=marker, color=color, label=label)
+    for size, x, y in zip(sizes, speed, accuracy):
+        ax.annotate(str(size), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8, color=line.get_color())
+    ax.set_xlabel("images per second")
+    ax.set_ylabel("mAP")
+    ax.grid(alpha=0.3)
+    return line
