@@ -52,3 +52,84 @@ def test_model_benchmark_times_native_bf16(tmp_path):
     bf16 = rows["bf16"]
     assert 0 < bf16["max_abs_diff_vs_plain"] < 5e-2 * bf16["max_abs_plain"]
     assert bf16["speedup_vs_plain"] > 0
+
+
+# --------------------------------------------------------------------------- train, post-processing (issue 7)
+
+TOY = ["--width", "0.125", "--size", "64", "--batch", "2", "--repeats", "1", "--warmup", "0"]
+
+
+def test_train_benchmark_runs_with_curve(tmp_path, capsys):
+    from yolov2_lib.detect import cpu_supports_bf16
+
+    out = tmp_path / "train.json"
+    assert main(["train", *TOY, "--curve", "3", "--curve-batches", "2", "--noise-seeds", "2",
+                 "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    rows = {r["variant"]: r for r in record["results"]}
+    assert ("bf16+channels_last" in rows) == cpu_supports_bf16()
+    assert {"plain", "channels_last"} <= set(rows)
+    plain_s = rows["plain"]["median_s"]
+    for row in rows.values():
+        assert row["median_s"] > 0 and all(t > 0 for t in row["times_s"])
+        assert row["speedup_vs_plain"] == pytest.approx(plain_s / row["median_s"])
+        assert row["images_per_s"] == pytest.approx(2 / row["median_s"])
+        assert row["gflops"] == pytest.approx(3 * record["gflop_per_image_forward"] * 2 / row["median_s"])
+        assert row["last_loss"] > 0
+    curve = record["curve"]
+    assert len(curve["losses"]) == 4 + cpu_supports_bf16()  # fp32, fp32 channels-last, [bf16], 2 other seeds
+    assert all(len(v) == 3 for v in curve["losses"].values())
+    seeds = [d for name, d in curve["vs_fp32"].items() if "init seed" in name]
+    assert curve["noise"]["mean_rel_diff"] == max(d["mean_rel_diff"] for d in seeds) > 0
+    for diff in curve["vs_fp32"].values():
+        assert 0 <= diff["mean_rel_diff"] <= diff["max_rel_diff"] < float("inf")
+        assert diff["final_rel_diff"] <= diff["max_rel_diff"] + 1e-12
+    assert "training step" in capsys.readouterr().out
+
+
+def test_train_benchmark_skips_bf16_without_native_support_and_uses_trainer_step(tmp_path, monkeypatch, capsys):
+    import yolov2_lib.bench.train as bench_train
+    from yolov2_lib.train import Trainer
+
+    calls = []
+    step = Trainer.train_step
+
+    def counted_step(self, images, targets):
+        calls.append(self.channels_last)
+        return step(self, images, targets)
+
+    monkeypatch.setattr(Trainer, "train_step", counted_step)
+    monkeypatch.setattr(bench_train, "cpu_supports_bf16", lambda: False)
+    out = tmp_path / "train.json"
+    assert main(["train", *TOY, "--repeats", "2", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert [r["variant"] for r in record["results"]] == ["plain", "channels_last"]
+    assert "AVX512-BF16" in record["bf16_skipped"] and "skipped" in capsys.readouterr().out
+    assert sorted(calls) == [False, False, True, True]  # two timed Trainer steps per variant
+
+
+def test_compare_curves_hand_computed():
+    from yolov2_lib.bench.train import compare_curves
+
+    diffs = compare_curves({"fp32": [4.0, 2.0, 1.0, 1.0], "other": [5.0, 2.0, 1.0, 0.5]})
+    assert diffs["other"]["max_rel_diff"] == pytest.approx(0.5)  # |0.5 - 1| / 1 at the last update
+    assert diffs["other"]["mean_rel_diff"] == pytest.approx((0.25 + 0.5) / 4)
+    assert diffs["other"]["final_rel_diff"] == pytest.approx(0.5)  # the last quarter is one update
+    assert set(diffs) == {"other"}
+
+
+def test_model_benchmark_times_postprocessing(tmp_path):
+    out = tmp_path / "model.json"
+    assert main(["model", *TOY, "--conf", "0.25", "0.005", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    plain_s = next(r["median_s"] for r in record["results"] if r["variant"] == "plain")
+    rows = {r["conf_threshold"]: r for r in record["postprocess"]}
+    assert set(rows) == {0.25, 0.005}
+    for row in rows.values():
+        assert row["median_s"] > 0
+        assert row["percent_of_plain_forward"] == pytest.approx(100 * row["median_s"] / plain_s)
+        assert row["percent_of_fastest_forward"] >= row["percent_of_plain_forward"] - 1e-9
+        assert 0 <= row["detections_per_image"] <= row["top_k"]
+    # An untrained net scores every pair about sigmoid(0) / C = 0.025: all 2*2*5*20 pass 0.005, none 0.25.
+    assert rows[0.005]["candidates_per_image"] == 400 and rows[0.25]["candidates_per_image"] == 0
+    assert rows[0.005]["detections_per_image"] > 0

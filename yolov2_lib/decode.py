@@ -277,6 +277,59 @@ def letterbox_resized_size(image_size: Sequence[float], input_size: Sequence[flo
 # ---------------------------------------------------------------- detections
 
 
+_PREFIX_START = 2  # the first prefix of candidates looked at is this many times top_k
+
+
+def _first_by_score(scores: Tensor, m: int) -> Tensor:
+    """Indices of the first ``m`` scores in (score descending, index ascending) order, sorted by index.
+
+    A partial selection (``topk``) and the ties at the cut taken by lowest index:
+    the same set as the first ``m`` of a stable descending sort, at a tenth of its cost.
+    """
+    kth = torch.topk(scores, m, sorted=False).values.min()  # the m-th largest score
+    above = (scores > kth).nonzero().flatten()  # fewer than m
+    ties = (scores == kth).nonzero().flatten()[: m - above.shape[0]]
+    return torch.cat((above, ties)).sort().values
+
+
+def _classwise_nms_top_k(
+    boxes: Tensor, box_idx: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float, top_k: int | None
+) -> Tensor:
+    """:func:`~yolov2_lib.boxes.batched_nms` with ``max_kept=top_k``, looking only as far as it must.
+
+    A candidate's fate depends only on the higher-scored candidates of its class
+    (ties: lower index first). So the boxes kept among the first ``m`` candidates
+    in (score descending, index ascending) order are exactly the first kept boxes
+    of the whole set: once ``top_k`` are kept there, the rest cannot change the
+    answer. The prefix starts at ``2 * top_k`` candidates and grows (at least
+    doubling) until that happens or it holds them all. With a low threshold (0.005 for VOC mAP) an
+    image can have all ``H*W*A*C`` pairs as candidates (16,900 at 416 for VOC),
+    of which 100 are kept: there this is many times faster, with the same result.
+
+    Args:
+        boxes: (M, 4) corners of every box of the image.
+        box_idx: (N,) the box of each candidate (only the boxes looked at are gathered).
+        scores: (N,) scores of the candidates (finite: they passed the threshold).
+        classes: (N,) integer classes of the candidates.
+        iou_threshold: suppress boxes of the same class with IoU above this value.
+        top_k: keep at most this many (``None``: all, and no shortcut).
+
+    Returns:
+        (K,) int64 indices into the candidates of the kept ones, by decreasing score.
+    """
+    n = scores.shape[0]
+    if top_k is None or top_k == 0 or n <= 2 * _PREFIX_START * top_k:
+        return batched_nms(boxes[box_idx], scores, classes, iou_threshold, max_kept=top_k)
+    m = _PREFIX_START * top_k
+    while True:
+        prefix = _first_by_score(scores, m) if m < n else torch.arange(n, device=scores.device)
+        keep = batched_nms(boxes[box_idx[prefix]], scores[prefix], classes[prefix], iou_threshold, max_kept=top_k)
+        if keep.shape[0] >= top_k or m >= n:
+            return prefix[keep]
+        # Too few kept: aim the next prefix at top_k from the share kept in this one.
+        m = max(2 * m, int(1.25 * m * top_k / max(keep.shape[0], 1)))
+
+
 def _image_sizes(image_sizes: Sequence[Sequence[float]] | Tensor, batch: int) -> list[tuple[float, float]]:
     if isinstance(image_sizes, Tensor):
         image_sizes = image_sizes.tolist()
@@ -334,15 +387,17 @@ def postprocess(
         w_in, h_in = _check_size(input_size, "input_size")
 
     boxes_xyxy = cxcywh_to_xyxy(decoded.boxes).reshape(B, -1, 4)  # (B, H*W*A, 4)
-    scores = (decoded.objectness.unsqueeze(-1) * decoded.class_probs).reshape(B, -1, num_classes)
-
     results = []
     for b in range(B):
-        box_idx, cls = (scores[b] > conf_threshold).nonzero(as_tuple=True)  # candidate pairs
-        cand_boxes = boxes_xyxy[b, box_idx]  # (N, 4)
-        cand_scores = scores[b, box_idx, cls]  # (N,)
-        keep = batched_nms(cand_boxes, cand_scores, cls, nms_threshold, max_kept=top_k)  # by decreasing score
-        det_boxes = cand_boxes[keep]
+        # Scores per image and only the boxes NMS looks at: the tensors stay under the size at
+        # which torch splits an op over threads (on a busy CPU each such op waits milliseconds
+        # for a core; at 416 a whole-batch score tensor has 135,200 entries, an image 16,900).
+        scores = (decoded.objectness[b].unsqueeze(-1) * decoded.class_probs[b]).reshape(-1, num_classes)
+        passed = scores > conf_threshold
+        box_idx, cls = passed.nonzero(as_tuple=True)  # candidate pairs, row-major
+        cand_scores = torch.masked_select(scores, passed)  # (N,) in the same order; scores[passed] is threaded
+        keep = _classwise_nms_top_k(boxes_xyxy[b], box_idx, cand_scores, cls, nms_threshold, top_k)
+        det_boxes = boxes_xyxy[b, box_idx[keep]]  # (N_b, 4), by decreasing score
         if sizes is None:
             if clip:
                 det_boxes = det_boxes.clamp(0.0, 1.0)

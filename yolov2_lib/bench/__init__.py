@@ -2,11 +2,21 @@
 
 Each benchmark is a module here with ``main(argv) -> int``; it prints medians
 and ratios measured in one run and can write a JSON record (``--json PATH``).
-Speed is checked here, never by timed unit tests.
+Speed is checked here, never by timed unit tests. The helpers below are
+shared by the benchmarks: the JSON record, the interleaved timer, the CPU's
+name and the machine's load.
 """
 
+from __future__ import annotations
+
 import json
+import os
+import platform
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 
 def write_record(path: Path, record: dict) -> None:
@@ -16,8 +26,64 @@ def write_record(path: Path, record: dict) -> None:
     print(f"wrote {path}")
 
 
+def interleaved_times(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int, device: torch.device
+) -> dict[str, list[float]]:
+    """Time each function once per round, round after round.
+
+    Interleaving makes every variant see the same background load, so the
+    ratios stay meaningful on a shared machine.
+
+    Args:
+        fns: name -> function to time (called without arguments).
+        repeats: timed rounds.
+        warmup: untimed calls of each function first.
+        device: where the work runs (CUDA is synchronised around each call).
+
+    Returns:
+        name -> ``repeats`` wall-clock seconds, in round order.
+    """
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (``None`` where the OS has none): a shared machine's noise."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 BENCHMARKS = {
     "anchors": "k-means on all VOC boxes against a per-box Python loop",
-    "model": "YOLOv2-416 forward: plain, fused batch norm, channels-last; GFLOP/s",
+    "model": "YOLOv2-416 forward: plain, fused batch norm, channels-last; GFLOP/s; post-processing share",
     "loss": "loss forward+backward against a training step; VOC07-sized mAP evaluation",
+    "train": "YOLOv2 training step: plain fp32, channels-last, bf16 autocast; bf16's loss curve vs fp32",
 }
