@@ -45,6 +45,7 @@ bench: venv
 	$(BIN)/python -m yolov2_lib.bench anchors
 	$(BIN)/python -m yolov2_lib.bench model
 	$(BIN)/python -m yolov2_lib.bench loss
+	$(BIN)/python -m yolov2_lib.bench train
 
 clean:
 	rm -rf _build book/_static/vendor

@@ -266,3 +266,19 @@ def test_postprocess_clips_to_image():
     torch.testing.assert_close(det[0, :4], torch.tensor([0.0, 0.0, 40.0, 20.0], dtype=torch.float64))
     (unclipped,) = postprocess(raw, ANCHORS, 2, image_sizes=[(200, 100)], clip=False)
     assert unclipped[0, 0].item() == pytest.approx(-20.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_postprocess_early_stop_equals_the_full_nms_truncated(seed):
+    """postprocess runs NMS on the best candidates first and stops at top_k: exact, ties included."""
+    g = torch.Generator().manual_seed(seed)
+    num_classes = 1 + seed % 4
+    anchors = torch.tensor([[1.0, 1.5], [2.0, 2.0], [3.5, 2.5]])
+    raw = torch.randn(2, 3 * (5 + num_classes), 7, 7, generator=g) * 3
+    raw = (raw * 2).round() / 2  # many equal scores
+    full = postprocess(raw, anchors, num_classes, conf_threshold=0.0, nms_threshold=0.5, top_k=None)
+    assert max(len(d) for d in full) > 30
+    for k in (1, 5, 30):
+        short = postprocess(raw, anchors, num_classes, conf_threshold=0.0, nms_threshold=0.5, top_k=k)
+        for s, f in zip(short, full):
+            assert torch.equal(s, f[:k])

@@ -614,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"yolov2_lib {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    bench = sub.add_parser("bench", help="run a benchmark (anchors, model, loss)",
+    bench = sub.add_parser("bench", help="run a benchmark (anchors, model, loss, train)",
                            description="Run a benchmark; options after NAME go to it (yolov2 bench NAME --help).")
     bench.add_argument("name", help="which benchmark")
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="the benchmark's own options")
