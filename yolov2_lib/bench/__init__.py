@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from ..runtime import cpu_name  # one definition, shared with the trainer's provenance
 
 
 def write_record(path: Path, record: dict) -> None:
@@ -60,17 +61,6 @@ def interleaved_times(
             sync()
             times[name].append(time.perf_counter() - start)
     return times
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> list[float] | None:
