@@ -44,3 +44,15 @@ def test_glue_hands_the_value_to_myst_nb(monkeypatch):
 def test_glue_without_myst_nb_does_nothing(monkeypatch):
     monkeypatch.setitem(sys.modules, "myst_nb", None)  # import fails as in a plain Colab
     assert runtime.glue("map", 0.5) == 0.5
+
+
+def test_glue_turns_numpy_and_torch_scalars_into_python_numbers(monkeypatch):
+    import numpy as np
+
+    calls = []
+    fake = types.ModuleType("myst_nb")
+    fake.glue = lambda name, value, display=True: calls.append(value)
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    runtime.glue("a", np.float64(72.5))
+    runtime.glue("b", torch.tensor(3.0))
+    assert calls == [72.5, 3.0] and all(type(v) is float for v in calls)  # "{glue:text}`a:.1f`" needs a float

@@ -78,6 +78,8 @@ def glue(name: str, value: Any) -> Any:
     number this run computed. Outside a book build (Jupyter, Colab without
     myst-nb) nothing happens. Returns ``value``.
     """
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        value = value.item()  # numpy / torch scalars: myst-nb formats plain Python numbers only
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
