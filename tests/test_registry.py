@@ -314,7 +314,7 @@ def test_bccd_like_dataset_downloads_files_and_builds_its_csv(tmp_path):
         reg.DataFile("LICENSE", hashlib.sha256(licence).hexdigest(), url=(FIXTURES / "LICENSE").as_uri()),
         reg.DataFile("bccd_boxes.csv", reg.sha256_file(expected), build=recipe),
     ))  # fmt: skip
-    r = reg.Registry({"bccd": ds}, cache_dir=tmp_path / "cache", offline=False)
+    r = reg.Registry({"bccd": ds}, data_dir=tmp_path / "no-mirror", cache_dir=tmp_path / "cache", offline=False)
     assert r.status("bccd").location is None and "build bccd_boxes.csv from the BCCD fixtures" in r.status("bccd").plan
     root = r.fetch("bccd")
     assert _files(root) == ["LICENSE", "bccd_boxes.csv"]
