@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Mapping, Sequence
 
-from .voc import AnnotationError, _fmt, _raw_objects, _read_ids, _read_xml, _report, write_boxes_csv
+from .voc import _csv_objects, _fmt, _read_ids, _report, write_boxes_csv
 
 __all__ = [
     "BCCD_COLUMNS",
@@ -229,17 +229,8 @@ def bccd_boxes_csv(
         raise ValueError(f"{image_sets_dir}: the lists {', '.join(f'{s}.txt' for s in splits)} name no image.")
     rows: list[list[str]] = []
     for image_id in sorted(split_of):
-        xml_path = annotations_dir / f"{image_id}.xml"
-        try:
-            root, width, height = _read_xml(xml_path)
-            if width is None or height is None:
-                raise AnnotationError(f"{xml_path}: <size> with positive <width>, <height> is missing.")
-        except AnnotationError as err:
-            _report(str(err), strict, "The image is skipped.")
-            continue
-        for _, name, coords, difficult in _raw_objects(root, xml_path, strict):
-            rows.append([split_of[image_id], image_id, str(width), str(height), name,
-                         *(_fmt(c) for c in coords), str(int(difficult))])  # fmt: skip
+        objects = _csv_objects(annotations_dir / f"{image_id}.xml", strict)
+        rows.extend([split_of[image_id], image_id, *row] for row in objects)
     return _write_csv(csv_path, BCCD_COLUMNS, rows)
 
 

@@ -385,6 +385,23 @@ def read_voc(
     return records
 
 
+def _csv_objects(xml_path: Path, strict: bool) -> list[list[str]]:
+    """One XML's objects as boxes-CSV fields ``width, height, class, xmin..ymax, difficult``.
+
+    An XML that does not parse or lacks its size is reported (or raised, when
+    ``strict``) and gives no rows.
+    """
+    try:
+        root, width, height = _read_xml(xml_path)
+        if width is None or height is None:
+            raise AnnotationError(f"{xml_path}: <size> with positive <width>, <height> is missing.")
+    except AnnotationError as err:
+        _report(str(err), strict, "The image is skipped.")
+        return []
+    return [[str(width), str(height), name, *(_fmt(c) for c in coords), str(int(difficult))]
+            for _, name, coords, difficult in _raw_objects(root, xml_path, strict)]
+
+
 def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -431,17 +448,8 @@ def write_boxes_csv(
                 continue
             found_list = True
             for image_id in _read_ids(list_path):
-                xml_path = voc_root / "Annotations" / f"{image_id}.xml"
-                try:
-                    root, width, height = _read_xml(xml_path)
-                    if width is None or height is None:
-                        raise AnnotationError(f"{xml_path}: <size> with positive <width>, <height> is missing.")
-                except AnnotationError as err:
-                    _report(str(err), strict, "The image is skipped.")
-                    continue
-                for _, name, coords, difficult in _raw_objects(root, xml_path, strict):
-                    rows.append([image_set, year, image_id, str(width), str(height), name,
-                                 *(_fmt(c) for c in coords), str(int(difficult))])  # fmt: skip
+                objects = _csv_objects(voc_root / "Annotations" / f"{image_id}.xml", strict)
+                rows.extend([image_set, year, image_id, *row] for row in objects)
     if not found_list:
         raise FileNotFoundError(
             f"None of the image sets {list(image_sets)} exists under {devkit_root} for years {year_list}."
