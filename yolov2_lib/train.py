@@ -445,10 +445,10 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def _write_json_atomic(data: Any, path: Path) -> None:
+def _write_json_atomic(data: Any, path: Path, indent: int | None = None) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(data))
+        tmp.write_text(json.dumps(data, indent=indent) + ("\n" if indent else ""))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -629,18 +629,8 @@ def export_weights(checkpoint: str | Path, out: str | Path, *, half: bool = True
         "source_checkpoint": checkpoint.name,
     }
     save_checkpoint({**info, "weights": weights}, out)
-    _write_json_atomic_pretty(info, out.with_suffix(".json"))
+    _write_json_atomic(info, out.with_suffix(".json"), indent=2)
     return out
-
-
-def _write_json_atomic_pretty(data: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- evaluation and detection
