@@ -69,6 +69,10 @@ def test_train_benchmark_runs_with_curve(tmp_path, capsys):
     rows = {r["variant"]: r for r in record["results"]}
     assert ("bf16+channels_last" in rows) == cpu_supports_bf16()
     assert {"plain", "channels_last"} <= set(rows)
+    # The default allocator here, the tuned one in a second process (a fresh process: it cannot be undone).
+    assert record["allocator"] == "default"
+    tuned = [name for name in rows if name.endswith("+tuned alloc")]
+    assert len(tuned) == len(rows) / 2 and all(rows[name]["allocator"] == "tuned" for name in tuned)
     plain_s = rows["plain"]["median_s"]
     for row in rows.values():
         assert row["median_s"] > 0 and all(t > 0 for t in row["times_s"])
@@ -101,7 +105,7 @@ def test_train_benchmark_skips_bf16_without_native_support_and_uses_trainer_step
     monkeypatch.setattr(Trainer, "train_step", counted_step)
     monkeypatch.setattr(bench_train, "cpu_supports_bf16", lambda: False)
     out = tmp_path / "train.json"
-    assert main(["train", *TOY, "--repeats", "2", "--json", str(out)]) == 0
+    assert main(["train", *TOY, "--repeats", "2", "--allocator", "default", "--json", str(out)]) == 0
     record = json.loads(out.read_text())
     assert [r["variant"] for r in record["results"]] == ["plain", "channels_last"]
     assert "AVX512-BF16" in record["bf16_skipped"] and "skipped" in capsys.readouterr().out

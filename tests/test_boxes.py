@@ -250,18 +250,26 @@ def test_nms_empty_and_bad_inputs():
 
 
 @SETTINGS
-@given(box_sets(max_size=25), st.floats(0.05, 0.95), st.randoms(use_true_random=False))
-def test_batched_nms_equals_per_class_reference(boxes, threshold, rnd):
-    scores = torch.tensor([rnd.random() for _ in range(len(boxes))], dtype=torch.float64)
+@given(box_sets(max_size=25), st.floats(0.05, 0.95), st.randoms(use_true_random=False), st.sampled_from([3, 128]),
+       st.booleans())
+def test_batched_nms_equals_per_class_reference(boxes, threshold, rnd, block, ties):
+    # ties: scores from 3 values, so equal scores (lower index first) cross blocks and classes.
+    scores = torch.tensor([rnd.randrange(3) / 3 if ties else rnd.random() for _ in range(len(boxes))],
+                          dtype=torch.float64)
     classes = torch.tensor([rnd.randrange(3) for _ in range(len(boxes))])
-    keep = batched_nms(boxes, scores, classes, threshold)
+    saved, boxes_module._NMS_BLOCK = boxes_module._NMS_BLOCK, block  # 3: many blocks, 128: one
+    try:
+        keep = batched_nms(boxes, scores, classes, threshold)
+        first3 = batched_nms(boxes, scores, classes, threshold, max_kept=3)
+    finally:
+        boxes_module._NMS_BLOCK = saved
     expected = []
     for c in classes.unique().tolist():
         idx = (classes == c).nonzero().flatten()
         expected += idx[reference_nms(boxes[idx], scores[idx], threshold)].tolist()
     expected.sort(key=lambda i: (-float(scores[i]), i))
     assert keep.tolist() == expected
-    assert batched_nms(boxes, scores, classes, threshold, max_kept=3).tolist() == expected[:3]
+    assert first3.tolist() == expected[:3]
     for c in classes.unique():
         same = keep[classes[keep] == c]
         iou = box_iou(boxes[same], boxes[same])

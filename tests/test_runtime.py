@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import platform
+import subprocess
 import sys
 import types
 
+import pytest
 import torch
 
 from yolov2_lib import runtime
@@ -56,3 +59,33 @@ def test_glue_turns_numpy_and_torch_scalars_into_python_numbers(monkeypatch):
     runtime.glue("a", np.float64(72.5))
     runtime.glue("b", torch.tensor(3.0))
     assert calls == [72.5, 3.0] and all(type(v) is float for v in calls)  # "{glue:text}`a:.1f`" needs a float
+
+
+_MMAPPED_PROBE = """
+import ctypes, sys, torch
+from yolov2_lib import runtime
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "tuned":
+    assert runtime.tune_allocator() and runtime.tune_allocator() and runtime.allocator_tuned()
+before = libc.mallinfo2().hblkhd  # bytes in blocks served by mmap
+block = torch.empty(64 * 2**20, dtype=torch.uint8)
+print(libc.mallinfo2().hblkhd - before)
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_tune_allocator_serves_large_blocks_from_the_heap():
+    # A fresh process each: the setting is process-wide and cannot be undone.
+    def mmapped(mode):
+        out = subprocess.run([sys.executable, "-c", _MMAPPED_PROBE, mode], capture_output=True, text=True, check=True)
+        return int(out.stdout.strip())
+
+    assert mmapped("default") >= 64 * 2**20  # glibc's default: a 64 MB block is its own mmap, unmapped when freed
+    assert mmapped("tuned") == 0  # from the heap, which keeps it for the next step when freed

@@ -166,6 +166,52 @@ def test_distort_hue_saturation_exposure():
     assert T.distort(red, 0, 1, 1) is red  # the identity does no work
 
 
+def _distort_by_hsv(image, dhue, dsat, dexp):
+    """The textbook chain distort() folds into one pass: to HSV, shift and scale, back, clip."""
+    hue, sat, value = T.rgb_to_hsv(image).unbind(0)
+    return T.hsv_to_rgb(torch.stack(((hue + dhue) % 1.0, sat * dsat, value * dexp))).clamp(0, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    levels=st.sampled_from([0, 2, 4, 255]),  # 0: continuous values; else few levels, so ties and greys
+    dhue=st.floats(-0.5, 0.5),
+    dsat=st.floats(0.0, 2.0),
+    dexp=st.floats(0.25, 2.0),
+)
+def test_distort_equals_the_hsv_round_trip(seed, levels, dhue, dsat, dexp):
+    image = torch.rand(3, 9, 11, generator=torch.Generator().manual_seed(seed))
+    if levels:
+        image = (image * levels).round() / levels
+    out = T.distort(image, dhue, dsat, dexp)
+    assert out.shape == image.shape and out.is_contiguous()
+    assert torch.allclose(out, _distort_by_hsv(image, dhue, dsat, dexp), atol=1e-5)
+
+
+def test_uint8_images_stay_uint8_until_resized_and_match_the_float_path():
+    g = torch.Generator().manual_seed(0)
+    image8 = torch.randint(0, 256, (60, 80, 3), dtype=torch.uint8, generator=g).permute(2, 0, 1)  # as decoded
+    image = image8.float() / 255
+    for w, h in ((40, 30), (97, 71), (64, 64)):
+        assert (T.resize(image8, w, h).float() / 255 - T.resize(image, w, h)).abs().max() <= 1 / 255 + 1e-6
+    assert T.resize(image8, 40, 30).dtype == torch.uint8 and T.crop(image8, -5, -5, 90, 70).dtype == torch.uint8
+    boxes = torch.tensor([[10.0, 10.0, 50.0, 40.0], [0.0, 30.0, 20.0, 60.0]])
+    aug = T.Augment()
+    for index in range(20):
+        params = T.sample_params(80, 60, aug, T.sample_generator(0, 0, index))
+        for letterbox in (False, True):
+            out8, unit8, keep8 = T.apply_params(image8, boxes, 64, params, letterbox=letterbox)
+            out, unit, keep = T.apply_params(image, boxes, 64, params, letterbox=letterbox)
+            assert out8.dtype == torch.float32 and out8.is_contiguous()
+            assert torch.equal(unit8, unit) and torch.equal(keep8, keep)
+            # Resized in 8 bits (within one level of the float resize), then the same colour maths,
+            # which can stretch a difference up to ~3x (a hue turn near grey): 4 levels here.
+            assert (out8 - out).abs().max() <= 4 * max(params.dexp, 1) * max(params.dsat, 1) / 255
+    with pytest.raises(ValueError, match="floating point"):
+        T.distort(image8, 0.1, 1.0, 1.0)
+
+
 # ---------------------------------------------------------------- random draws
 
 

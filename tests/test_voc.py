@@ -345,6 +345,14 @@ def test_grayscale_rgba_palette_and_16_bit_images_are_converted(tmp_path):
     out = voc.load_image(tmp_path / "rgb16.png")
     assert torch.allclose(out, torch.from_numpy(deep_rgb.astype(np.float32)).permute(2, 0, 1) / 65535, atol=1 / 255)
 
+    # uint8 decoding (what the dataset uses) is the float image in 8 bits, 16-bit files included.
+    for name in ("gray", "rgba", "palette", "gray16", "rgb16"):
+        as_bytes = voc.load_image(tmp_path / f"{name}.png", torch.uint8)
+        assert as_bytes.dtype == torch.uint8 and as_bytes.shape == (3, 3, 4), name
+        assert torch.equal(as_bytes, (voc.load_image(tmp_path / f"{name}.png") * 255).round().to(torch.uint8)), name
+    with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.uint8"):
+        voc.load_image(tmp_path / "gray.png", torch.float16)
+
     # A dataset of such PNG files yields ordinary RGB samples.
     (tmp_path / "boxes.csv").write_text(
         "image_id,width,height,class,xmin,ymin,xmax,ymax\n"

@@ -17,6 +17,7 @@ Conventions used across the library:
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -240,6 +241,10 @@ _NMS_BLOCK = 128  # boxes per block: IoU matrices stay small
 def _greedy_in_block(over: Tensor, limit: int) -> Tensor:
     """Greedy NMS inside one block, given ``over[i, j] = IoU(i, j) > threshold``.
 
+    The pass is sequential (a box's fate depends on the kept boxes before it),
+    so it runs in NumPy on the host: one small copy of the matrix instead of
+    several tensor ops and a device sync per kept box.
+
     Args:
         over: (m, m) bool, boxes sorted by decreasing score.
         limit: keep at most this many.
@@ -247,17 +252,53 @@ def _greedy_in_block(over: Tensor, limit: int) -> Tensor:
     Returns:
         (k,) int64 positions of the kept boxes, increasing.
     """
-    suppressed = torch.zeros(over.shape[0], dtype=torch.bool, device=over.device)
+    rows = over.cpu().numpy()
+    suppressed = np.zeros(rows.shape[0], dtype=bool)
     chosen: list[int] = []
-    i = 0
-    while i < over.shape[0] and len(chosen) < limit:  # one pass per kept box
-        chosen.append(i)
-        suppressed |= over[i]
-        later = torch.nonzero(~suppressed[i + 1 :])
-        if later.numel() == 0:
+    for i in range(rows.shape[0]):
+        if len(chosen) >= limit:
             break
-        i += 1 + int(later[0])
+        if not suppressed[i]:
+            chosen.append(i)
+            suppressed |= rows[i]
     return torch.tensor(chosen, dtype=torch.int64, device=over.device)
+
+
+def _blocked_nms(boxes: Tensor, scores: Tensor, classes: Tensor | None, iou_threshold: float, limit: int) -> Tensor:
+    """The greedy NMS of :func:`nms` and :func:`batched_nms` (``classes=None``: one class)."""
+    order = torch.argsort(scores, descending=True, stable=True)  # (N,)
+    sorted_boxes = boxes[order]
+    sorted_classes = classes[order] if classes is not None else None
+    kept: list[Tensor] = []  # positions in the sorted order
+    n_kept = 0
+    kept_boxes = sorted_boxes[:0]  # (K, 4) kept so far
+    kept_classes = sorted_classes[:0] if sorted_classes is not None else None
+    for start in range(0, len(boxes), _NMS_BLOCK):
+        if n_kept >= limit:
+            break
+        stop = min(start + _NMS_BLOCK, len(boxes))
+        block = sorted_boxes[start:stop]  # (M, 4)
+        block_classes = sorted_classes[start:stop] if sorted_classes is not None else None
+        positions = torch.arange(start, stop, device=boxes.device)
+        if n_kept:  # what the kept boxes suppress: one (K, M) matrix
+            hit = box_iou(kept_boxes, block) > iou_threshold
+            if block_classes is not None:
+                hit &= kept_classes[:, None] == block_classes[None, :]
+            free = ~hit.any(dim=0)
+            block, positions = block[free], positions[free]
+            block_classes = block_classes[free] if block_classes is not None else None
+        over = box_iou(block, block) > iou_threshold  # (m, m)
+        if block_classes is not None:
+            over &= block_classes[:, None] == block_classes[None, :]
+        chosen = positions[_greedy_in_block(over, limit - n_kept)]
+        kept.append(chosen)
+        n_kept += len(chosen)
+        kept_boxes = torch.cat((kept_boxes, sorted_boxes[chosen]))
+        if kept_classes is not None:
+            kept_classes = torch.cat((kept_classes, sorted_classes[chosen]))
+    if not kept:
+        return torch.empty(0, dtype=torch.int64, device=boxes.device)
+    return order[torch.cat(kept)]
 
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, *, max_kept: int | None = None) -> Tensor:
@@ -268,8 +309,8 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, *, max_kept: int | 
 
     The boxes are taken in blocks of decreasing score: a block first loses every
     box that an already kept box suppresses (one IoU matrix), then the greedy
-    pass inside the block runs on the block's own IoU matrix with one short step
-    per kept box. A box's fate depends only on higher-scored boxes, so the result
+    pass inside the block runs on the block's own IoU matrix, one row per kept
+    box. A box's fate depends only on higher-scored boxes, so the result
     is exactly the one-box-at-a-time greedy result; all matrices stay small, and
     with ``max_kept`` the work stops as soon as enough boxes are kept.
 
@@ -281,30 +322,13 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, *, max_kept: int | 
             full result); ``None`` keeps all.
 
     Returns:
-        (K,) int64 indices into ``boxes`` of the kept boxes, by decreasing score.
+        (K,) int64 indices into ``boxes`` of the kept boxes, by decreasing score
+        (ties: lower index first).
     """
     _check_nms_inputs(boxes, scores)
     if max_kept is not None and max_kept < 0:
         raise ValueError(f"Expected max_kept >= 0 or None, got {max_kept}.")
-    limit = len(boxes) if max_kept is None else max_kept
-    order = torch.argsort(scores, descending=True, stable=True)  # (N,)
-    sorted_boxes = boxes[order]
-    kept_boxes = sorted_boxes[:0]  # (K, 4) kept so far
-    kept: list[Tensor] = []  # positions in the sorted order
-    for start in range(0, len(boxes), _NMS_BLOCK):
-        if len(kept_boxes) >= limit:
-            break
-        block = sorted_boxes[start : start + _NMS_BLOCK]  # (M, 4)
-        positions = torch.arange(start, start + len(block), device=boxes.device)
-        if len(kept_boxes):
-            free = ~(box_iou(kept_boxes, block) > iou_threshold).any(dim=0)
-            block, positions = block[free], positions[free]
-        chosen = positions[_greedy_in_block(box_iou(block, block) > iou_threshold, limit - len(kept_boxes))]
-        kept.append(chosen)
-        kept_boxes = torch.cat((kept_boxes, sorted_boxes[chosen]))
-    if not kept:
-        return torch.empty(0, dtype=torch.int64, device=boxes.device)
-    return order[torch.cat(kept)]
+    return _blocked_nms(boxes, scores, None, iou_threshold, len(boxes) if max_kept is None else max_kept)
 
 
 def batched_nms(
@@ -312,9 +336,10 @@ def batched_nms(
 ) -> Tensor:
     """Class-wise NMS: boxes of different classes never suppress each other.
 
-    Runs :func:`nms` on each class's boxes and merges the kept boxes by score.
-    (The classic alternative shifts each class's boxes far apart and runs a single
-    NMS; per class is as exact and keeps the IoU matrices small.)
+    The result is :func:`nms` run on each class's boxes, merged by score. It is
+    computed in one pass over all boxes by decreasing score, with "IoU above the
+    threshold *and* the same class" as the suppression test, so the work stops
+    once ``max_kept`` boxes are kept, whatever the number of classes.
 
     Args:
         boxes: (N, 4) corners.
@@ -325,19 +350,14 @@ def batched_nms(
             result); ``None`` keeps all.
 
     Returns:
-        (K,) int64 indices into ``boxes`` of the kept boxes, by decreasing score.
+        (K,) int64 indices into ``boxes`` of the kept boxes, by decreasing score
+        (ties: lower index first).
     """
     _check_nms_inputs(boxes, scores)
     if not isinstance(classes, Tensor) or classes.shape != scores.shape:
         got = tuple(classes.shape) if isinstance(classes, Tensor) else type(classes).__name__
         raise ValueError(f"Expected classes of shape ({boxes.shape[0]},), got {got}.")
     _check_same_device(boxes, classes, "boxes", "classes")
-    if boxes.numel() == 0:
-        return torch.empty(0, dtype=torch.int64, device=boxes.device)
-    by_class = torch.argsort(classes, stable=True)  # (N,) indices grouped by class
-    counts = torch.unique_consecutive(classes[by_class], return_counts=True)[1].tolist()
-    kept = [group[nms(boxes[group], scores[group], iou_threshold, max_kept=max_kept)]
-            for group in torch.split(by_class, counts)]  # the best max_kept overall are among these
-    kept_all = torch.cat(kept).sort().values  # ties in score: lower index first, as in nms
-    kept_all = kept_all[torch.argsort(scores[kept_all], descending=True, stable=True)]
-    return kept_all if max_kept is None else kept_all[:max_kept]
+    if max_kept is not None and max_kept < 0:
+        raise ValueError(f"Expected max_kept >= 0 or None, got {max_kept}.")
+    return _blocked_nms(boxes, scores, classes, iou_threshold, len(boxes) if max_kept is None else max_kept)

@@ -1,8 +1,8 @@
 """Benchmark: one YOLOv2 training step, plain fp32 vs channels-last vs bf16 autocast; bf16's loss curve.
 
 ``python -m yolov2_lib.bench train [--batch 8] [--size 416] [--width 1.0] [--boxes 3]
-[--repeats 3] [--warmup 1] [--device cpu] [--threads N] [--curve N] [--curve-lr 1e-3]
-[--curve-batches 4] [--noise-seeds 1] [--json PATH]``
+[--repeats 3] [--warmup 1] [--device cpu] [--threads N] [--allocator both|default|tuned]
+[--curve N] [--curve-lr 1e-3] [--curve-batches 4] [--noise-seeds 1] [--json PATH]``
 
 Chapter 9 (training end to end) trains with the :class:`~yolov2_lib.train.Trainer`
 this benchmark times.
@@ -18,6 +18,15 @@ this benchmark times.
      the device computes bf16 natively (a CPU with AVX512-BF16 or AMX,
      :func:`~yolov2_lib.detect.cpu_supports_bf16`; a CUDA GPU that has it);
      elsewhere it is skipped and the reason printed (emulated bf16 is slower than fp32).
+
+   Memory allocator (``--allocator``): the variants above run with glibc's
+   default malloc, as a plain PyTorch program does; with ``both`` (the
+   default) a second process then times them again with
+   :func:`~yolov2_lib.runtime.tune_allocator` in force (freed memory kept for
+   reuse: the Trainer's CPU default), and every ratio is against the plain
+   step with the default allocator. The setting is process-wide and cannot
+   be undone, hence the second process; each prints its reference conv, the
+   gauge of the machine's load during its rounds.
 
    All start from copies of one randomly initialised YOLOv2 (20 classes) and
    train on the same batch: random images and ``--boxes`` random ground truths
@@ -53,8 +62,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import statistics
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,6 +76,7 @@ from torch import Tensor
 
 from ..detect import cpu_supports_bf16
 from ..model import YOLOv2, count_flops, count_parameters
+from ..runtime import tune_allocator
 from ..train import NonFiniteLossError, TrainConfig, Trainer
 from . import cpu_name, interleaved_times, load_average, write_record
 from .model import reference_conv
@@ -111,7 +125,7 @@ def random_batch(
 
 def make_trainer(
     model: YOLOv2, batch: int, size: int, device: torch.device, *, amp: str, channels_last: bool,
-    lr: float = 1e-3, burn_in: int = 1000, ema: bool = False,
+    lr: float = 1e-3, burn_in: int = 1000, ema: bool = False, tune_allocator: bool = False,
 ) -> Trainer:
     """A :class:`~yolov2_lib.train.Trainer` on a copy of ``model``, for steps fed by hand.
 
@@ -123,6 +137,7 @@ def make_trainer(
         amp, channels_last: the :class:`~yolov2_lib.train.TrainConfig` settings of the variant.
         lr, burn_in: learning rate and burn-in updates.
         ema: keep the trainer's EMA of the weights.
+        tune_allocator: let the trainer tune this process's allocator (see ``--allocator``).
 
     Returns:
         The trainer; call ``trainer.train_step(images, targets)``.
@@ -130,7 +145,7 @@ def make_trainer(
     config = TrainConfig(
         batch_size=batch, sizes=(size,), device=str(device), amp=amp, channels_last=channels_last,
         lr=lr, burn_in=burn_in, ema_decay=0.9999 if ema else None, distributed=False,
-        progress=False, verbose=False,
+        progress=False, verbose=False, tune_allocator=tune_allocator,
     )
     # The trainer's sampler needs only the number of images; the steps are fed their batch directly.
     return Trainer(copy.deepcopy(model), list(range(batch)), config)
@@ -189,6 +204,28 @@ def compare_curves(curves: dict[str, list[float]], reference: str = "fp32") -> d
     return out
 
 
+def _tuned_rows(args: argparse.Namespace, plain_s: float) -> list[dict]:
+    """Time the variants again in a child process with the tuned allocator; rows with ratios to ``plain_s``."""
+    child = [sys.executable, "-m", "yolov2_lib.bench", "train", "--allocator", "tuned", "--curve", "0"]
+    for option in ("batch", "size", "width", "boxes", "repeats", "warmup", "device", "threads", "seed"):
+        value = getattr(args, option)
+        if value is not None:
+            child += [f"--{option}", str(value)]
+    if args.ema:
+        child.append("--ema")
+    with tempfile.TemporaryDirectory() as tmp:
+        record_path = Path(tmp) / "tuned.json"
+        print(f"\nthe same variants with runtime.tune_allocator(), in a second process: {' '.join(child[1:])}",
+              flush=True)
+        done = subprocess.run([*child, "--json", str(record_path)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"the tuned-allocator run failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        rows = json.loads(record_path.read_text())["results"]
+    for row in rows:
+        row["speedup_vs_plain"] = plain_s / row["median_s"]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m yolov2_lib.bench train", description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -206,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--curve-batches", type=int, default=4, help="fixed batches the curve runs cycle through")
     parser.add_argument("--noise-seeds", type=int, default=1,
                         help="other initialisations trained in fp32 as the curve's noise reference")
+    parser.add_argument("--allocator", choices=("both", "default", "tuned"), default="both",
+                        help="glibc's default malloc, runtime.tune_allocator, or default here and tuned in a "
+                             "second process (CPU only)")
     parser.add_argument("--json", type=Path, default=None, help="write the record here")
     args = parser.parse_args(argv)
     if args.size % 32 or args.size < 32:
@@ -218,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     native, why_not = bf16_native(device)
+    if device.type != "cpu" and args.allocator != "default":
+        args.allocator = "default"  # the host allocator does not touch CUDA memory
+    tuned = args.allocator == "tuned" and tune_allocator()
+    if args.allocator == "tuned" and not tuned:
+        print("runtime.tune_allocator() has no effect here (no glibc): timing with the default allocator")
 
     torch.manual_seed(args.seed)
     model = YOLOv2(num_classes=NUM_CLASSES, width=args.width)
@@ -243,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": args.warmup,
         "ema": args.ema,
         "bf16_native": native,
+        "allocator": "tuned" if tuned else "default",
         "load_average_before": load_average(),
     }
     if device.type == "cuda":
@@ -258,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         record["bf16_skipped"] = why_not
     gen = torch.Generator().manual_seed(args.seed)
     images, targets = random_batch(args.batch, args.size, args.boxes, gen)
-    trainers = {name: make_trainer(model, args.batch, args.size, device, amp=amp, channels_last=cl, ema=args.ema)
-                for name, amp, cl in variants}
+    trainers = {name: make_trainer(model, args.batch, args.size, device, amp=amp, channels_last=cl, ema=args.ema,
+                                   tune_allocator=tuned) for name, amp, cl in variants}
     for trainer in trainers.values():
         trainer.model.train()
     conv_run, conv_flops = reference_conv(device)
@@ -280,22 +326,27 @@ def main(argv: list[str] | None = None) -> int:
     record["reference_conv"] = {"shape": "8x256x52x52, 3x3 -> 256, forward", "median_s": conv_s,
                                 "gflops": conv_gflops}
     plain_s = statistics.median(times["plain"])
-    print(f"\ntraining step, batch {args.batch} @{args.size} (median of {args.repeats} interleaved rounds, "
-          f"after {args.warmup} warm-up step(s) each); reference conv {conv_gflops:.1f} GFLOP/s in the same rounds")
-    print(f"{'variant':<20} {'median s':>9} {'images/s':>9} {'GFLOP/s':>8} {'of conv':>8} {'vs plain':>8}  "
-          f"{'last loss':>10}  runs (s)")
+    suffix = " +tuned alloc" if tuned else ""
     results = []
     for name, _, _ in variants:
         seconds = statistics.median(times[name])
-        row = {
-            "variant": name, "median_s": seconds, "times_s": times[name], "images_per_s": args.batch / seconds,
-            "gflops": step_flops / seconds / 1e9, "ratio_to_conv": step_flops / seconds / conv_flops * conv_s,
-            "speedup_vs_plain": plain_s / seconds, "last_loss": losses[name],
-        }
-        results.append(row)
-        print(f"{name:<20} {seconds:>9.3f} {row['images_per_s']:>9.2f} {row['gflops']:>8.1f} "
-              f"{row['ratio_to_conv']:>8.2f} {row['speedup_vs_plain']:>7.2f}x  {losses[name]:>10.4f}  "
-              + ", ".join(f"{t:.3f}" for t in times[name]))
+        results.append({
+            "variant": name + suffix, "allocator": record["allocator"], "median_s": seconds, "times_s": times[name],
+            "images_per_s": args.batch / seconds, "gflops": step_flops / seconds / 1e9,
+            "ratio_to_conv": step_flops / seconds / conv_flops * conv_s, "speedup_vs_plain": plain_s / seconds,
+            "last_loss": losses[name], "reference_conv_gflops": conv_gflops,
+        })  # fmt: skip
+    if args.allocator == "both":
+        results += _tuned_rows(args, plain_s)
+    print(f"\ntraining step, batch {args.batch} @{args.size} (median of {args.repeats} interleaved rounds, "
+          f"after {args.warmup} warm-up step(s) each); 'conv': the reference conv's GFLOP/s in the same rounds; "
+          f"ratios against the plain step with the default allocator")
+    print(f"{'variant':<32} {'median s':>9} {'images/s':>9} {'GFLOP/s':>8} {'of conv':>8} {'vs plain':>8}  "
+          f"{'last loss':>10} {'conv':>6}  runs (s)")
+    for row in results:
+        print(f"{row['variant']:<32} {row['median_s']:>9.3f} {row['images_per_s']:>9.2f} {row['gflops']:>8.1f} "
+              f"{row['ratio_to_conv']:>8.2f} {row['speedup_vs_plain']:>7.2f}x  {row['last_loss']:>10.4f} "
+              f"{row['reference_conv_gflops']:>6.1f}  " + ", ".join(f"{t:.3f}" for t in row["times_s"]))
     print("(goals: channels_last >= 1.15x, bf16+channels_last >= 1.6x the plain step)")
     record["results"] = results
 

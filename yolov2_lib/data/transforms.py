@@ -58,6 +58,7 @@ __all__ = [
     "letterbox",
     "hflip",
     "hflip_boxes",
+    "to_float",
     "rgb_to_hsv",
     "hsv_to_rgb",
     "distort",
@@ -183,12 +184,20 @@ def sample_params(width: int, height: int, augment: Augment, generator: torch.Ge
 # ---------------------------------------------------------------- geometry
 
 
-def _check_image(image: Tensor) -> None:
+def _check_image(image: Tensor, allow_uint8: bool = False) -> None:
     if not isinstance(image, Tensor) or image.dim() != 3 or image.shape[0] != 3:
         got = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
         raise ValueError(f"Expected an image tensor of shape (3, H, W), got {got}.")
-    if not image.is_floating_point():
-        raise ValueError(f"Expected a floating point image in [0, 1], got dtype {image.dtype}.")
+    if not (image.is_floating_point() or (allow_uint8 and image.dtype == torch.uint8)):
+        wanted = "a floating point image in [0, 1]" + (" or a uint8 image" if allow_uint8 else "")
+        raise ValueError(f"Expected {wanted}, got dtype {image.dtype}.")
+
+
+def to_float(image: Tensor) -> Tensor:
+    """A uint8 image (any memory layout) as a contiguous float32 image in [0, 1]; floats pass through."""
+    if image.dtype == torch.uint8:
+        return image.to(torch.float32, memory_format=torch.contiguous_format).div_(255)
+    return image
 
 
 def crop(image: Tensor, left: int, top: int, width: int, height: int) -> Tensor:
@@ -202,9 +211,9 @@ def crop(image: Tensor, left: int, top: int, width: int, height: int) -> Tensor:
         height: crop height in pixels (> 0).
 
     Returns:
-        (3, height, width).
+        (3, height, width), same dtype (float, or uint8).
     """
-    _check_image(image)
+    _check_image(image, allow_uint8=True)
     if width <= 0 or height <= 0:
         raise ValueError(f"Expected a positive crop size, got {width}x{height}.")
     _, h, w = image.shape
@@ -226,20 +235,27 @@ def crop(image: Tensor, left: int, top: int, width: int, height: int) -> Tensor:
 def resize(image: Tensor, width: int, height: int) -> Tensor:
     """Bilinear resize to ``width x height`` (aspect ratio not kept).
 
+    A uint8 image is resized in uint8 (torch's vectorised channels-last kernel,
+    several times faster than float; each pixel within one level of the float
+    result, which is darknet's).
+
     Args:
-        image: (3, H, W).
+        image: (3, H, W), float or uint8.
         width: output width.
         height: output height.
 
     Returns:
         (3, height, width), same dtype and device.
     """
-    _check_image(image)
+    _check_image(image, allow_uint8=True)
     if width <= 0 or height <= 0:
         raise ValueError(f"Expected a positive size, got {width}x{height}.")
     if image.shape[1:] == (height, width):
         return image
-    out = F.interpolate(image[None], size=(height, width), mode="bilinear", align_corners=False)
+    batch = image[None]
+    if image.dtype == torch.uint8:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    out = F.interpolate(batch, size=(height, width), mode="bilinear", align_corners=False)
     return out[0]  # (3, height, width)
 
 
@@ -259,23 +275,24 @@ def letterbox(image: Tensor, input_size: int, fill: float = 0.5) -> Tensor:
     """Resize keeping the aspect ratio and centre on a ``fill``-grey square (darknet's letterbox).
 
     Args:
-        image: (3, H, W).
+        image: (3, H, W), float or uint8.
         input_size: side ``S`` of the output.
         fill: value of the border.
 
     Returns:
-        (3, S, S); the geometry is :func:`yolov2_lib.decode.letterbox_params`'s.
+        (3, S, S) float; the geometry is :func:`yolov2_lib.decode.letterbox_params`'s.
     """
-    _check_image(image)
+    _check_image(image, allow_uint8=True)
     new_w, new_h, pad_x, pad_y = _letterbox_placement((image.shape[2], image.shape[1]), input_size)
-    out = image.new_full((3, input_size, input_size), fill)
-    out[:, pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resize(image, new_w, new_h)
+    placed = to_float(resize(image, new_w, new_h))
+    out = placed.new_full((3, input_size, input_size), fill)
+    out[:, pad_y : pad_y + new_h, pad_x : pad_x + new_w] = placed
     return out
 
 
 def hflip(image: Tensor) -> Tensor:
-    """Mirror an image left-right: (3, H, W) -> (3, H, W)."""
-    _check_image(image)
+    """Mirror an image left-right: (3, H, W) -> (3, H, W), any dtype."""
+    _check_image(image, allow_uint8=True)
     return image.flip(-1)
 
 
@@ -354,16 +371,31 @@ def distort(image: Tensor, dhue: float, dsat: float, dexp: float) -> Tensor:
     _check_image(image)
     # rgb_to_hsv, the shifts and hsv_to_rgb folded into one pass. With value v, chroma
     # d = v - min and s = d / v, each channel of hsv_to_rgb is v' - v' s' ramp(h') with
-    # v' = v dexp and s' = s dsat, i.e. dexp (v - dsat d ramp(h')): no division by v.
+    # v' = v dexp and s' = s dsat, i.e. dexp v - dexp dsat d ramp(h'): no division by v.
+    # This runs for every training image, so it is written in float arithmetic only:
+    # torch's CPU kernels for where/masked_fill/remainder are 10-25x slower than a
+    # subtraction here (profiled), and the plain HSV code spent 80 % of its time in them.
     r, g, b = image.unbind(0)
-    value, argmax = image.max(0)  # (H, W)
-    delta = value - image.min(0).values
-    sixths = torch.where(argmax == 0, g - b, torch.where(argmax == 1, b - r + 2 * delta, r - g + 4 * delta))
-    sixths = sixths / delta.clamp_min(1e-12) + 6 * dhue  # hue in sixths of a turn; any value where d = 0
-    n = torch.tensor([5.0, 3.0, 1.0], dtype=image.dtype, device=image.device)[:, None, None]
-    k = (n + sixths) % 6  # (3, H, W)
-    ramp = torch.minimum(k, 4 - k).clamp_(0, 1)
-    return (value - dsat * delta * ramp).mul_(dexp).clamp_(0, 1)  # (3, H, W)
+    value = torch.maximum(torch.maximum(r, g), b)  # (H, W)
+    delta = value - torch.minimum(torch.minimum(r, g), b)  # chroma
+    # 1 where the channel is the first maximum (the one argmax picks), else 0.
+    red = 1 - torch.sign(value - r)
+    green = (1 - red).mul_(1 - torch.sign(value - g))
+    blue = 1 - red - green
+    sixths = (g - b).mul_(red)  # hue in sixths of a turn times d: the branch of the maximum
+    sixths.addcmul_(torch.add(b - r, delta, alpha=2), green).addcmul_(torch.add(r - g, delta, alpha=4), blue)
+    sixths.div_(delta.clamp_min(1e-12)).add_(6 * dhue)  # any value where d = 0
+    sixths.sub_(torch.floor(sixths / 6), alpha=6)  # wrapped to [0, 6]
+    # ramp(k) = clamp(min(k, 4 - k), 0, 1) at k = (h + 5, 3, 1) mod 6, written as
+    # clamp(2 - |3 - |k - 5||, 0, 1), which needs no wrapping for k in [1, 11].
+    # Channel by channel: broadcasting (H, W) against (3, H, W) is slower than three passes.
+    value.mul_(dexp)
+    delta.mul_(dexp * dsat)
+    out = torch.empty_like(image)
+    for c, shift in enumerate((0.0, -2.0, -4.0)):  # red, green, blue
+        ramp = torch.add(sixths, shift, out=out[c]).abs_().sub_(3).abs_().neg_().add_(2).clamp_(0, 1)
+        torch.addcmul(value, delta, ramp, value=-1, out=out[c])
+    return out.clamp_(0, 1)  # (3, H, W)
 
 
 # ---------------------------------------------------------------- boxes + the whole chain
@@ -399,8 +431,12 @@ def apply_params(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Crop, resize (or letterbox), flip and colour-distort an image and its boxes.
 
+    A uint8 image (as decoded) stays uint8 until it has its final size: crop and
+    resize cost a quarter of what they cost in float, and the colour distortion
+    runs in float on the small image.
+
     Args:
-        image: (3, H, W) RGB in [0, 1].
+        image: (3, H, W) RGB, float in [0, 1] or uint8.
         boxes: (N, 4) ``(x1, y1, x2, y2)`` in pixels of ``image``.
         input_size: side ``S`` of the output.
         params: what to do (:func:`sample_params`, or ``AugmentParams()`` for nothing).
@@ -408,10 +444,10 @@ def apply_params(
         min_size: boxes thinner than this (image units) after clipping are dropped.
 
     Returns:
-        ``(image, boxes, keep)``: the (3, S, S) image, the (M, 4) boxes in
+        ``(image, boxes, keep)``: the (3, S, S) float image, the (M, 4) boxes in
         image units of the output, and the (M,) indices of the kept input boxes.
     """
-    _check_image(image)
+    _check_image(image, allow_uint8=True)
     if boxes.dim() != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"Expected boxes of shape (N, 4), got {tuple(boxes.shape)}.")
     if input_size <= 0:
@@ -430,7 +466,7 @@ def apply_params(
         new_w, new_h, pad_x, pad_y = _letterbox_placement((crop_w, crop_h), input_size)
     else:
         new_w, new_h, pad_x, pad_y = input_size, input_size, 0, 0
-    placed = resize(cropped, new_w, new_h)  # (3, new_h, new_w)
+    placed = to_float(resize(cropped, new_w, new_h))  # (3, new_h, new_w)
     if params.flip:
         placed = hflip(placed)
         unit = hflip_boxes(unit)
@@ -462,7 +498,7 @@ def transform(
     """Draw an augmentation (if any) and apply it: the dataset's whole image pipeline.
 
     Args:
-        image: (3, H, W) RGB in [0, 1].
+        image: (3, H, W) RGB, float in [0, 1] or uint8.
         boxes: (N, 4) pixel ``(x1, y1, x2, y2)``.
         input_size: side ``S`` of the output.
         augment: strengths, or ``None`` for a plain resize/letterbox (evaluation).
