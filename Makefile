@@ -46,6 +46,7 @@ bench: venv
 	$(BIN)/python -m yolov2_lib.bench model
 	$(BIN)/python -m yolov2_lib.bench loss
 	$(BIN)/python -m yolov2_lib.bench train
+	$(BIN)/python -m yolov2_lib.bench data
 
 clean:
 	rm -rf _build book/_static/vendor

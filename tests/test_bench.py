@@ -32,6 +32,22 @@ def test_anchors_benchmark_runs(shared_data, tmp_path):
     assert json.loads(out.read_text())["speedup"] > 1
 
 
+def test_data_benchmark_times_both_pipelines_and_allocators(shared_data, tmp_path, capsys):
+    out = tmp_path / "data.json"
+    assert main(["data", "--size", "64", "--images", "2", "--repeats", "1", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    rows = {r["variant"]: r for r in record["results"]}
+    assert list(rows) == ["float", "uint8", "distort, textbook HSV chain", "distort",
+                          "float +tuned alloc", "uint8 +tuned alloc", "distort, textbook HSV chain +tuned alloc",
+                          "distort +tuned alloc"]
+    assert record["allocator"] == "default" and rows["uint8 +tuned alloc"]["allocator"] == "tuned"
+    for name, row in rows.items():
+        reference = rows["distort, textbook HSV chain" if name.startswith("distort") else "float"]
+        assert row["ms_per_image"] > 0
+        assert row["speedup"] == pytest.approx(reference["ms_per_image"] / row["ms_per_image"])
+    assert "augmented BCCD training image" in capsys.readouterr().out
+
+
 def test_dispatcher_lists_benchmarks(capsys):
     assert main([]) == 2
     assert "anchors" in capsys.readouterr().out

@@ -635,6 +635,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .runtime import tune_allocator  # torch loads only once the options are known to be good
+
+    tune_allocator()  # every command's large CPU tensors reuse freed memory (see runtime.tune_allocator)
     return args.func(args)
 
 

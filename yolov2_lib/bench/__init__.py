@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +66,24 @@ def interleaved_times(
     return times
 
 
+def run_with_tuned_allocator(module: str, argv: list[str]) -> dict:
+    """Run ``python -m yolov2_lib.bench MODULE ARGV --allocator tuned`` and return its JSON record.
+
+    :func:`~yolov2_lib.runtime.tune_allocator` is process-wide and cannot be
+    undone, so the tuned measurement of a benchmark runs in a fresh process
+    and its rows are compared with the parent's (default allocator).
+    """
+    child = [sys.executable, "-m", "yolov2_lib.bench", module, *argv, "--allocator", "tuned"]
+    with tempfile.TemporaryDirectory() as tmp:
+        record_path = Path(tmp) / "tuned.json"
+        print(f"\nthe same measurement with runtime.tune_allocator(), in a second process: "
+              f"bench {module} {' '.join(argv)} --allocator tuned", flush=True)
+        done = subprocess.run([*child, "--json", str(record_path)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"the tuned-allocator run failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        return json.loads(record_path.read_text())
+
+
 def load_average() -> list[float] | None:
     """The 1, 5 and 15 minute load averages (``None`` where the OS has none): a shared machine's noise."""
     try:
@@ -76,4 +97,5 @@ BENCHMARKS = {
     "model": "YOLOv2-416 forward: plain, fused batch norm, channels-last; GFLOP/s; post-processing share",
     "loss": "loss forward+backward against a training step; VOC07-sized mAP evaluation",
     "train": "YOLOv2 training step: plain fp32, channels-last, bf16 autocast; bf16's loss curve vs fp32",
+    "data": "one augmented training sample: float pipeline vs the dataset's uint8 one; colour distortion",
 }

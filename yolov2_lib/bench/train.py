@@ -62,12 +62,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import statistics
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,7 +74,7 @@ from ..detect import cpu_supports_bf16
 from ..model import YOLOv2, count_flops, count_parameters
 from ..runtime import tune_allocator
 from ..train import NonFiniteLossError, TrainConfig, Trainer
-from . import cpu_name, interleaved_times, load_average, write_record
+from . import cpu_name, interleaved_times, load_average, run_with_tuned_allocator, write_record
 from .model import reference_conv
 
 NUM_CLASSES = 20
@@ -206,21 +202,14 @@ def compare_curves(curves: dict[str, list[float]], reference: str = "fp32") -> d
 
 def _tuned_rows(args: argparse.Namespace, plain_s: float) -> list[dict]:
     """Time the variants again in a child process with the tuned allocator; rows with ratios to ``plain_s``."""
-    child = [sys.executable, "-m", "yolov2_lib.bench", "train", "--allocator", "tuned", "--curve", "0"]
+    argv = ["--curve", "0"]
     for option in ("batch", "size", "width", "boxes", "repeats", "warmup", "device", "threads", "seed"):
         value = getattr(args, option)
         if value is not None:
-            child += [f"--{option}", str(value)]
+            argv += [f"--{option}", str(value)]
     if args.ema:
-        child.append("--ema")
-    with tempfile.TemporaryDirectory() as tmp:
-        record_path = Path(tmp) / "tuned.json"
-        print(f"\nthe same variants with runtime.tune_allocator(), in a second process: {' '.join(child[1:])}",
-              flush=True)
-        done = subprocess.run([*child, "--json", str(record_path)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"the tuned-allocator run failed ({done.returncode}):\n{done.stderr[-2000:]}")
-        rows = json.loads(record_path.read_text())["results"]
+        argv.append("--ema")
+    rows = run_with_tuned_allocator("train", argv)["results"]
     for row in rows:
         row["speedup_vs_plain"] = plain_s / row["median_s"]
     return rows
