@@ -175,6 +175,28 @@ def test_short_run_lowers_the_loss(data):
     assert parts == pytest.approx(loss[-1], rel=1e-5)
 
 
+def test_loader_workers_live_through_the_epochs_of_a_fit_and_end_with_it(data, monkeypatch):
+    import multiprocessing
+
+    pids = []
+    step = Trainer.train_step
+
+    def watched_step(self, images, targets):
+        pids.append(sorted(p.pid for p in multiprocessing.active_children()))
+        return step(self, images, targets)
+
+    monkeypatch.setattr(Trainer, "train_step", watched_step)
+    # 6 training images in batches of 6: one batch per epoch, so 4 updates are 4 epochs.
+    trainer = Trainer(tiny_model(), dataset(data), tiny_config(num_workers=1, batch_size=6))
+    trainer.fit()
+    assert trainer.epoch == 4 and len(pids) == 4
+    assert len(pids[0]) == 1 and all(p == pids[0] for p in pids)  # one worker, never forked again
+    assert multiprocessing.active_children() == []  # fit() stopped it
+    trainer.config.max_iterations = trainer.total_iterations = 6
+    trainer.fit()  # a later fit() starts its own
+    assert len(pids) == 6 and pids[4] != pids[0] and multiprocessing.active_children() == []
+
+
 def test_accumulation_equals_one_big_batch_with_frozen_bn(data):
     runs = []
     for accumulate in (1, 2):

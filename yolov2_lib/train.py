@@ -879,10 +879,7 @@ class Trainer:
             len(train_data), cfg.batch_size, sizes=cfg.sizes, every=cfg.size_every, drop_last=cfg.drop_last,
             shuffle=True, seed=cfg.seed, num_replicas=self.world_size, rank=self.rank,
         )
-        # Persistent workers: an epoch does not start by forking them again (BCCD's epochs are 12 batches).
-        self.loader = DataLoader(train_data, batch_sampler=self.sampler, collate_fn=detection_collate,
-                                 num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
-                                 persistent_workers=cfg.num_workers > 0)
+        self.loader = self._make_loader()
         self.total_iterations = cfg.max_iterations or cfg.epochs * self.sampler.batches_per_epoch
 
         decay, no_decay = [], []
@@ -916,6 +913,13 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir) if cfg.out_dir else None
         if resume is not None:
             self.load_checkpoint(resume)
+
+    def _make_loader(self) -> DataLoader:
+        # Persistent workers: an epoch does not start by forking them again (BCCD's epochs are 12
+        # batches); fit() ends by replacing the loader, which stops them.
+        return DataLoader(self.train_data, batch_sampler=self.sampler, collate_fn=detection_collate,
+                          num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
+                          persistent_workers=self.config.num_workers > 0)
 
     # ------------------------------------------------------------ state
 
@@ -1179,6 +1183,7 @@ class Trainer:
         finally:
             bar.close()
             self.train_seconds, self._fit_started = self.elapsed_seconds, None
+            self.loader = self._make_loader()  # the old one's workers exit; the next fit() starts new ones
         return self.history
 
     def _epoch_line(self, epoch_start: float | None) -> None:
