@@ -32,9 +32,11 @@ def test_kernel_free_slider_links_slider_and_stack_in_the_browser():
     assert slider.index == 1 and stack.selected_index == 1
     pngs = [img.value for img in stack.children]
     assert len(set(pngs)) == 3, "each position must hold its own picture"
+    from ipywidgets.widgets import widget as widget_module
     from ipywidgets.widgets.widget_link import Link
 
-    links = [w for w in list(W.widgets.Widget._active_widgets.values()) if isinstance(w, Link)
+    live = widget_module._instances  # every open widget by id (ipywidgets 8.1; _active_widgets is deprecated)
+    links = [w for w in list(live.values()) if isinstance(w, Link)
              and w.source == (slider, "index") and w.target == (stack, "selected_index")]
     assert links, "no client-side jslink between the slider and the stack"
     assert "kernel-free-slider" in slider._dom_classes and "kernel-free-stack" in stack._dom_classes
