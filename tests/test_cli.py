@@ -206,6 +206,32 @@ def test_help_documents_every_option(command, capsys):
             assert option in text
 
 
+def test_train_init_starts_from_a_checkpoint_with_a_fresh_schedule(tiny_data, tmp_path, capsys, one_thread):
+    import torch
+
+    from yolov2_lib.train import model_from_checkpoint
+
+    first = tmp_path / "first"
+    assert cli.main(_train_args(tiny_data, first, "--val-split", "none")) == 0
+    start = model_from_checkpoint(first / "last.pt").model.state_dict()  # the EMA's weights
+    tuned = tmp_path / "tuned"
+    assert cli.main(_train_args(tiny_data, tuned, "--val-split", "none", "--init", str(first / "last.pt"),
+                                "--max-iterations", "1", "--lr", "1e-12", "--width", "0.5", "--no-ema")) == 0
+    assert "starting from the weights of" in capsys.readouterr().out
+    state = torch.load(tuned / "last.pt", weights_only=True)
+    assert state["iteration"] == 1  # a new run, not a continuation
+    assert state["model_config"]["width"] == 0.0625  # the checkpoint's network, not --width
+    convs = [k for k, v in start.items() if k.endswith("conv.weight")]
+    assert convs and all(torch.allclose(state["model"][k], start[k], atol=1e-6) for k in convs)
+
+    assert cli.main(_train_args(tiny_data, tuned, "--init", str(first / "last.pt"), "--resume")) == 2
+    assert "use one of them" in capsys.readouterr().err
+    assert cli.main(_train_args(tiny_data, tuned, "--init", str(tmp_path / "missing.pt"))) == 2
+    assert "neither a file nor a shipped detector" in capsys.readouterr().err
+    assert cli.main(_train_args(tiny_data, tuned, "--init", "bccd")) == 2  # RBC, WBC, Platelets vs blue, red
+    assert "the same classes in the same order" in capsys.readouterr().err
+
+
 def test_export_writes_small_weights_with_provenance(tiny_data, tmp_path, capsys, one_thread):
     import hashlib
     import json

@@ -230,6 +230,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     out = Path(args.out)
     resume = None
+    if args.resume and args.init:
+        raise _CLIError("--init starts a new run from some weights, --resume continues a run: use one of them.")
     if args.resume:
         resume = out / "last.pt" if args.resume == "last" else Path(args.resume)
         if not resume.is_file():
@@ -260,6 +262,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if resume is not None:
         model = YOLOv2(YOLOv2Config(**load_checkpoint(resume)["model_config"]))
         print(f"resuming from {resume}")
+    elif args.init:
+        model = _initial_model(args.init, class_names)
     else:
         grid = args.eval_size // 32
         if args.anchors == "kmeans":
@@ -288,6 +292,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 else f"; best val mAP@0.5 {100 * trainer.best_map:.2f}% -> {trainer.best_checkpoint}")
         print(f"done: {trainer.iteration} updates, last checkpoint {trainer.last_checkpoint}{best}")
     return 0
+
+
+def _initial_model(name: str, class_names: list[str]):
+    """The model of ``--init``: a checkpoint's (or shipped detector's) network and weights."""
+    from . import pretrained
+    from .train import model_from_checkpoint
+
+    path = Path(name)
+    if not path.is_file() and name in pretrained.available():
+        path = pretrained.path(name)
+    if not path.is_file():
+        shipped = ", ".join(pretrained.available()) or "none"
+        raise _CLIError(f"--init: {name} is neither a file nor a shipped detector (shipped: {shipped}).")
+    loaded = model_from_checkpoint(path)
+    if list(loaded.class_names) != list(class_names):
+        raise _CLIError(f"--init: {path} detects {', '.join(loaded.class_names)} but the training data has "
+                        f"{', '.join(class_names)}: the same classes in the same order are needed (pass --classes).")
+    print(f"starting from the weights of {path} (width {loaded.model.config.width}, "
+          f"{len(loaded.model.anchors)} anchors)")
+    return loaded.model.train()
 
 
 def _load(args: argparse.Namespace):
@@ -452,6 +476,11 @@ def _add_train_parser(sub) -> None:
     m.add_argument("--anchors", type=_anchor_values, default="kmeans",
                    help="kmeans (IoU k-means on the training boxes), voc, coco, or 'w,h w,h ...' in grid cells")
     m.add_argument("--num-anchors", type=_positive, default=5, help="k for --anchors kmeans")
+    m.add_argument("--init", metavar="CHECKPOINT",
+                   help="start from these weights (a run's best.pt/last.pt, exported weights, or a shipped name "
+                        "such as bccd; the EMA's when kept) with a fresh optimizer and schedule: fine-tuning. "
+                        "The network (width, anchors, classes) is the checkpoint's; --width and --anchors are "
+                        "not used")
     s = t.add_argument_group("schedule")
     s.add_argument("--epochs", type=_positive, default=160, help="passes over the training split")
     s.add_argument("--max-iterations", type=int, default=None, help="stop after this many updates instead")
