@@ -220,6 +220,8 @@ def test_train_init_starts_from_a_checkpoint_with_a_fresh_schedule(tiny_data, tm
     assert "starting from the weights of" in capsys.readouterr().out
     state = torch.load(tuned / "last.pt", weights_only=True)
     assert state["iteration"] == 1  # a new run, not a continuation
+    init = state["provenance"]["init"]  # and its record says where it started
+    assert init["weights"] == str(first / "last.pt") and init["iteration"] == 2 and init["provenance"]["command"]
     assert state["model_config"]["width"] == 0.0625  # the checkpoint's network, not --width
     convs = [k for k, v in start.items() if k.endswith("conv.weight")]
     assert convs and all(torch.allclose(state["model"][k], start[k], atol=1e-6) for k in convs)

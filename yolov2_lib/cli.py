@@ -263,7 +263,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model = YOLOv2(YOLOv2Config(**load_checkpoint(resume)["model_config"]))
         print(f"resuming from {resume}")
     elif args.init:
-        model = _initial_model(args.init, class_names)
+        model, init_record = _initial_model(args.init, class_names)
     else:
         grid = args.eval_size // 32
         if args.anchors == "kmeans":
@@ -276,6 +276,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             anchors = {"voc": VOC_ANCHORS.tolist(), "coco": COCO_ANCHORS.tolist()}.get(args.anchors, args.anchors)
         model = YOLOv2(num_classes=len(class_names), anchors=anchors, width=args.width)
     trainer = Trainer(model, train_set, config, val_data=val_set, class_names=class_names, resume=resume)
+    if args.init and resume is None:
+        trainer.provenance["init"] = init_record  # where the starting weights came from, and how they were made
     if trainer.rank == 0:
         print(f"training on {trainer.device} ({trainer.world_size} process(es)), {len(train_set)} images, "
               f"{trainer.total_iterations} updates of {args.batch_size}; writing to {out}")
@@ -311,7 +313,10 @@ def _initial_model(name: str, class_names: list[str]):
                         f"{', '.join(class_names)}: the same classes in the same order are needed (pass --classes).")
     print(f"starting from the weights of {path} (width {loaded.model.config.width}, "
           f"{len(loaded.model.anchors)} anchors)")
-    return loaded.model.train()
+    state = loaded.state  # a run's checkpoint counts "iteration", exported weights "training.iterations"
+    iteration = state["iteration"] if "iteration" in state else state.get("training", {}).get("iterations")
+    record = {"weights": str(path), "iteration": iteration, "provenance": state.get("provenance")}
+    return loaded.model.train(), record
 
 
 def _load(args: argparse.Namespace):
