@@ -298,16 +298,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _initial_model(name: str, class_names: list[str]):
     """The model of ``--init``: a checkpoint's (or shipped detector's) network and weights."""
-    from . import pretrained
-    from .train import model_from_checkpoint
-
-    path = Path(name)
-    if not path.is_file() and name in pretrained.available():
-        path = pretrained.path(name)
-    if not path.is_file():
-        shipped = ", ".join(pretrained.available()) or "none"
-        raise _CLIError(f"--init: {name} is neither a file nor a shipped detector (shipped: {shipped}).")
-    loaded = model_from_checkpoint(path)
+    loaded, path = _load_checkpoint(name, what="--init: ")
     if list(loaded.class_names) != list(class_names):
         raise _CLIError(f"--init: {path} detects {', '.join(loaded.class_names)} but the training data has "
                         f"{', '.join(class_names)}: the same classes in the same order are needed (pass --classes).")
@@ -319,21 +310,28 @@ def _initial_model(name: str, class_names: list[str]):
     return loaded.model.train(), record
 
 
-def _load(args: argparse.Namespace):
+def _load_checkpoint(name: str, *, what: str = "", use_ema: bool = True, device: str = "cpu"):
+    """:func:`~yolov2_lib.train.model_from_checkpoint` of a file or a shipped detector's name, with
+    clear errors; returns ``(loaded, path it was read from)``."""
+    from . import pretrained
     from .train import model_from_checkpoint
 
-    from . import pretrained
-
-    path = Path(args.checkpoint)
-    if not path.is_file() and args.checkpoint in pretrained.available():
-        path = pretrained.path(args.checkpoint)
+    path = Path(name)
+    if not path.is_file() and name in pretrained.available():
+        path = pretrained.path(name)
     if not path.is_file():
         shipped = ", ".join(pretrained.available()) or "none"
-        raise _CLIError(f"checkpoint {path} does not exist (nor is it a shipped detector: {shipped}).")
+        raise _CLIError(f"{what}checkpoint {path} does not exist: it is neither a file nor a shipped detector "
+                        f"(shipped: {shipped}).")
     try:
-        return model_from_checkpoint(path, use_ema=not args.no_ema, device=args.device or "cpu")
+        loaded = model_from_checkpoint(path, use_ema=use_ema, device=device)
     except (ValueError, RuntimeError) as exc:
-        raise _CLIError(f"{path}: {exc}") from None
+        raise _CLIError(f"{what}{path}: {exc}") from None
+    return loaded, path
+
+
+def _load(args: argparse.Namespace):
+    return _load_checkpoint(args.checkpoint, use_ema=not args.no_ema, device=args.device or "cpu")[0]
 
 
 @_friendly

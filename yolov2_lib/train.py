@@ -149,7 +149,7 @@ class TrainConfig:
             oneDNN's convolutions are faster with it (about 3x per training step with bf16
             at width 1/4 on a 2-core AVX-512 machine), not on MPS.
         tune_allocator: on the CPU, keep freed memory for reuse
-            (:func:`~yolov2_lib.runtime.tune_allocator`: about 1.3x per full-width
+            (:func:`~yolov2_lib.runtime.tune_allocator`: about 1.2x per full-width
             fp32 step here, for ~20 % more peak memory); no effect elsewhere.
         distributed: join the process group ``torchrun`` describes (``WORLD_SIZE > 1``).
         sync_bn: synchronise batch norm across processes (CUDA only, see the module doc).

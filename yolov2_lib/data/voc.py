@@ -50,7 +50,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..boxes import xyxy_to_cxcywh
-from .transforms import Augment, sample_generator, transform
+from .transforms import Augment, sample_generator, to_float, transform
 
 __all__ = [
     "VOC_CLASSES",
@@ -237,9 +237,7 @@ def load_image(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
         raise ImageLoadError(f"{path}: cannot decode the image ({type(err).__name__}: {err}).") from err
     image = torch.from_numpy(rgb).permute(2, 0, 1)  # (3, H, W), channels-last strides
-    if dtype == torch.uint8:
-        return image
-    return image.to(torch.float32, memory_format=torch.contiguous_format).div_(255)
+    return image if dtype == torch.uint8 else to_float(image)
 
 
 # ---------------------------------------------------------------- VOC XML
