@@ -204,6 +204,14 @@ def test_help_documents_every_option(command, capsys):
     for action in sub._actions:
         for option in action.option_strings:
             assert option in text
+    # Each default is said once, and "(default: None)" / a flag's "(default: False)" not at all.
+    assert "(default: None)" not in text and "(default: False)" not in text and "(default: [])" not in text
+    flat = " ".join(text.split())
+    for action in sub._actions:
+        if action.help:
+            said = " ".join(sub.formatter_class("x")._get_help_string(action).split()).lower()
+            assert said.count("default") - said.count("%(default)s") <= 1, (action.dest, said)
+    assert "(default: 416)" in flat or command in ("detect", "export", "anchors")
 
 
 def test_train_init_starts_from_a_checkpoint_with_a_fresh_schedule(tiny_data, tmp_path, capsys, one_thread):

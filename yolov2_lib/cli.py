@@ -19,6 +19,20 @@ from pathlib import Path
 from . import __version__
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" to an option's help once: not when the help already names its
+    default, and not for a default of None or an on/off flag's False (they say nothing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text.lower() or default is None or default is argparse.SUPPRESS or default == []:
+            return text
+        if isinstance(default, bool) and action.nargs == 0:
+            return text
+        return super()._get_help_string(action)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench.__main__ import main as bench_main
 
@@ -470,7 +484,7 @@ def _add_train_parser(sub) -> None:
         "train", help="train YOLO v2 on a dataset (the paper's recipe by default)",
         description="Train YOLO v2 with yolov2_lib.train.Trainer. Several processes: "
                     "torchrun --nproc_per_node N -m yolov2_lib.cli train ... (DistributedDataParallel).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     _add_data_options(t)
     t.add_argument("--train-split", default="train", help="split (CSV) or image set (VOC) to train on")
     t.add_argument("--val-split", default="val", help="split to select the best checkpoint on, or 'none'")
@@ -592,7 +606,7 @@ def _add_inference_parsers(sub) -> None:
     e = sub.add_parser("eval", help="VOC AP per class and mAP of a checkpoint on a split",
                        description="Evaluate a checkpoint with the VOC protocol (IoU > 0.5, difficult "
                                    "objects ignored; 11-point VOC07 AP and area AP).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     _add_checkpoint_options(e)
     _add_data_options(e)
     e.add_argument("--split", default="test", help="split (CSV) or image set (VOC)")
@@ -607,7 +621,7 @@ def _add_inference_parsers(sub) -> None:
                        description="Detect objects on image files (or every image of a folder) and write "
                                    "copies with the boxes drawn, plus detections.json, into --out. "
                                    "The input images are never modified.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     _add_checkpoint_options(d)
     d.add_argument("images", nargs="+", help="image files or folders")
     d.add_argument("--out", default="detections", help="output folder")
@@ -619,7 +633,7 @@ def _add_inference_parsers(sub) -> None:
                                    "configuration, (averaged) weights, class names -- with the run's "
                                    "provenance (command, commit, time, hardware); a JSON copy of everything "
                                    "but the weights goes beside it. The checkpoint is not modified.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     x.add_argument("checkpoint", help="best.pt or last.pt of `yolov2 train`")
     x.add_argument("out", help="the .pt file to write")
     x.add_argument("--fp32", action="store_true", help="store float32 weights (default: float16, half the size)")
@@ -632,7 +646,7 @@ def _add_inference_parsers(sub) -> None:
     a = sub.add_parser("anchors", help="anchors by IoU k-means on a dataset's boxes",
                        description="Cluster the (width, height) of a split's boxes with the 1 - IoU distance "
                                    "and print the anchors in grid cells and their mean IoU (chapter 3).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     _add_data_options(a, images_required=False)
     a.add_argument("--split", default="train", help="split (CSV) or image set (VOC)")
     a.add_argument("-k", "--num-anchors", type=_positive, default=5, help="number of anchors")
