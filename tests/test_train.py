@@ -142,6 +142,34 @@ def test_amp_choice():
         autocast_dtype("fp16", cpu)
 
 
+def test_amp_auto_on_cuda_picks_bf16_only_where_native(monkeypatch):
+    from yolov2_lib import train as train_module
+
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(train_module, "cuda_supports_bf16", lambda device=None: True)  # A100, L4, H100
+    assert autocast_dtype("auto", cuda) == torch.bfloat16
+    monkeypatch.setattr(train_module, "cuda_supports_bf16", lambda device=None: False)  # T4 (Colab), V100
+    assert autocast_dtype("auto", cuda) == torch.float16
+    with pytest.warns(UserWarning, match="emulated"):
+        assert autocast_dtype("bf16", cuda) == torch.bfloat16
+
+
+def test_cuda_bf16_is_native_from_compute_capability_8(monkeypatch):
+    from types import SimpleNamespace
+
+    from yolov2_lib import detect
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert detect.cuda_supports_bf16() is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    for major, native in [(7, False), (8, True), (9, True)]:  # T4/V100, A100, H100
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index, m=major: SimpleNamespace(major=m))
+        assert detect.cuda_supports_bf16(torch.device("cuda", 0)) is native
+        assert detect._supported("bf16", torch.device("cuda")) is native
+
+
 def test_adamw_option_decays_conv_weights_only(data):
     trainer = Trainer(tiny_model(), dataset(data), tiny_config(max_iterations=1, optimizer="adamw",
                                                                weight_decay=0.05))

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from .decode import postprocess
 from .model import _check_image_batch, fuse_bn
 
-__all__ = ["PRECISIONS", "Detector", "cpu_supports_bf16", "resolve_precision"]
+__all__ = ["PRECISIONS", "Detector", "cpu_supports_bf16", "cuda_supports_bf16", "resolve_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # None: no autocast
@@ -75,6 +75,24 @@ def cpu_supports_bf16() -> bool:
     return False
 
 
+def cuda_supports_bf16(device: torch.device | int | None = None) -> bool:
+    """Whether a CUDA GPU computes bfloat16 natively (compute capability 8.0 or newer: A100, L4,
+    H100, ...; ROCm GPUs too).
+
+    ``torch.cuda.is_bf16_supported()`` alone is not enough: by default it also says
+    ``True`` for older GPUs (a T4, Colab's free GPU) that only emulate bf16, slowly.
+
+    Returns:
+        ``False`` without CUDA.
+    """
+    if not torch.cuda.is_available():
+        return False
+    if torch.version.hip:
+        return True
+    index = device.index if isinstance(device, torch.device) else device
+    return torch.cuda.get_device_properties(torch.cuda.current_device() if index is None else index).major >= 8
+
+
 def _auto_precision(device: torch.device) -> str:
     if device.type == "cuda":
         return "fp16"
@@ -87,7 +105,7 @@ def _supported(precision: str, device: torch.device) -> bool:
     if precision == "fp32":
         return True
     if device.type == "cuda":
-        return precision == "fp16" or torch.cuda.is_bf16_supported()
+        return precision == "fp16" or cuda_supports_bf16(device)
     if device.type == "cpu":
         return precision == "bf16" and cpu_supports_bf16()
     return False
@@ -117,7 +135,7 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     fallback = _auto_precision(device)
     warnings.warn(
         f"precision={precision!r} is not supported natively on {device} "
-        f"(CPU bf16 needs AVX512-BF16 or AMX; fp16 needs CUDA); using {fallback!r} instead.",
+        f"(CPU bf16 needs AVX512-BF16 or AMX, CUDA bf16 compute capability 8.0; fp16 needs CUDA); using {fallback!r} instead.",
         UserWarning,
         stacklevel=3,
     )

@@ -72,7 +72,7 @@ from torch.utils.data import DataLoader, Dataset
 from .data.sampler import MultiScaleBatchSampler, detection_collate
 from .data.transforms import transform
 from .decode import postprocess
-from .detect import cpu_supports_bf16
+from .detect import cpu_supports_bf16, cuda_supports_bf16
 from .evaluate import VOCEvaluator, VOCResult
 from .loss import YOLOv2Loss
 from .model import YOLOv2, YOLOv2Config
@@ -143,7 +143,7 @@ class TrainConfig:
     Hardware:
         device: ``None`` picks CUDA, then MPS, then the CPU; with ``torchrun`` on CUDA
             each process takes ``cuda:LOCAL_RANK``.
-        amp: ``"auto"`` (CUDA: bf16 where supported, else fp16 with a gradient
+        amp: ``"auto"`` (CUDA: bf16 where native, compute capability 8.0+, else fp16 with a gradient
             scaler; elsewhere off), ``"off"``, ``"bf16"`` (CPU or CUDA) or ``"fp16"`` (CUDA).
         channels_last: channels-last memory format; ``None``: on CUDA and on the CPU, where
             oneDNN's convolutions are faster with it (about 3x per training step with bf16
@@ -374,10 +374,13 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto":
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_supports_bf16(device) else torch.float16
     if amp == "bf16":
         if device.type == "cpu" and not cpu_supports_bf16():
             warnings.warn("This CPU has no native bfloat16 support: bf16 autocast runs, but slowly.", stacklevel=2)
+        if device.type == "cuda" and not cuda_supports_bf16(device):
+            warnings.warn("This GPU has no native bfloat16 support (compute capability below 8.0): bf16 "
+                          "autocast is emulated, slowly; amp='auto' picks fp16 with loss scaling.", stacklevel=2)
         return torch.bfloat16
     if amp == "fp16":
         if device.type != "cuda":

@@ -70,7 +70,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..detect import cpu_supports_bf16
+from ..detect import cpu_supports_bf16, cuda_supports_bf16
 from ..model import YOLOv2, count_flops, count_parameters
 from ..runtime import tune_allocator
 from ..train import NonFiniteLossError, TrainConfig, Trainer
@@ -94,9 +94,9 @@ def bf16_native(device: torch.device) -> tuple[bool, str]:
             return True, ""
         return False, "this CPU has no AVX512-BF16 or AMX-BF16: bf16 would be emulated, slower than fp32"
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
+        if cuda_supports_bf16(device):
             return True, ""
-        return False, f"{torch.cuda.get_device_name(device)} has no native bf16"
+        return False, f"{torch.cuda.get_device_name(device)} has no native bf16 (compute capability below 8.0)"
     return False, f"no native bf16 path is known on {device.type}"
 
 
