@@ -306,3 +306,39 @@ def test_data_without_local_copies_says_what_would_be_downloaded_and_built(tmp_p
     assert "build bccd_boxes.csv from BCCD/Annotations/*.xml" in out
     assert "build voc_boxes.csv from the Annotations/*.xml" in out and "VOCtest_06-Nov-2007.tar" in out
     assert not (tmp_path / "cache").exists(), "listing must not download or build anything"
+
+
+def _boxes_clustered(capsys) -> int:
+    import re
+
+    return int(re.search(r"k-means on (\d+) boxes", capsys.readouterr().out).group(1))
+
+
+def test_several_splits_joined_by_commas(tiny_data, tmp_path, capsys, one_thread):
+    anchors = ["anchors", *_data_args(tiny_data), "-k", "1"]
+    assert cli.main([*anchors, "--split", "train"]) == 0
+    train = _boxes_clustered(capsys)
+    assert cli.main([*anchors, "--split", "val"]) == 0
+    val = _boxes_clustered(capsys)
+    assert cli.main([*anchors, "--split", "train, val"]) == 0
+    assert _boxes_clustered(capsys) == train + val
+    # A typo in one of the names is an error, not a quiet run on the other split.
+    assert cli.main([*anchors, "--split", "train,vall"]) == 2
+    assert "'vall'" in capsys.readouterr().err
+    assert cli.main([*anchors, "--split", "train,"]) == 2
+    assert "empty name" in capsys.readouterr().err
+    # Training on train and val: 3 + 3 images; validating on a split it trains on is refused.
+    out = tmp_path / "trainval"
+    assert cli.main(_train_args(tiny_data, out, "--train-split", "train,val", "--val-split", "none")) == 0
+    assert ", 6 images," in capsys.readouterr().out
+    assert cli.main(_train_args(tiny_data, tmp_path / "bad", "--train-split", "train,val")) == 2
+    assert "shares val" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_several_voc_image_sets(tmp_path, capsys):
+    from test_voc import GOOD, SETS, _devkit
+
+    root = _devkit(tmp_path, GOOD, SETS)
+    assert cli.main(["anchors", "--data-dir", str(root), "--split", "train,val", "-k", "1"]) == 0
+    assert _boxes_clustered(capsys) == 4  # the difficult cat counts as a box to cluster
+    assert cli.main(["anchors", "--data-dir", str(root), "--split", "train,test", "-k", "1"]) == 2

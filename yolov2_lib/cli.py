@@ -152,10 +152,14 @@ def _records(args: argparse.Namespace, split: str, class_names, images_required:
     from .data.voc import BCCD_CLASSES, VOC_CLASSES, read_boxes_csv, read_voc
 
     kind, path, images = _source(args, images_required)
+    splits = [s.strip() for s in split.split(",")]  # "train,val": several splits (or image sets) as one
+    if not all(splits):
+        raise _CLIError(f"split {split!r}: an empty name in the comma-separated list.")
     try:
         if kind == "voc":
             names = class_names or list(VOC_CLASSES)
-            return read_voc(path, split, class_names=names, image_ext=args.image_ext), names
+            records = [r for s in splits for r in read_voc(path, s, class_names=names, image_ext=args.image_ext)]
+            return _all_splits_found(records, splits, path), names
         if class_names is None and args.dataset == "bccd":
             class_names = list(BCCD_CLASSES)
         if class_names is None:
@@ -163,10 +167,20 @@ def _records(args: argparse.Namespace, split: str, class_names, images_required:
 
             with open(path, newline="") as f:
                 class_names = sorted({row.get("class") or "" for row in csv.DictReader(f)})
-        recs = read_boxes_csv(path, images, splits=split, class_names=class_names, image_ext=args.image_ext)
-        return recs, list(class_names)
+        recs = read_boxes_csv(path, images, splits=splits, class_names=class_names, image_ext=args.image_ext)
+        return _all_splits_found(recs, splits, path), list(class_names)
     except ValueError as exc:
         raise _CLIError(str(exc)) from None
+
+
+def _all_splits_found(records, splits: list[str], path: Path):
+    """``records``, after checking that each named split gave at least one image (a typo in
+    ``train,vall`` must not quietly train on one split)."""
+    found = {r.split for r in records}
+    empty = [s for s in splits if s not in found]
+    if len(splits) > 1 and empty:
+        raise _CLIError(f"{path}: split(s) {', '.join(map(repr, empty))} of {','.join(splits)!r} have no images.")
+    return records
 
 
 def _dataset(args: argparse.Namespace, split: str, class_names, *, augment=None, letterbox=False, seed=0):
@@ -257,6 +271,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     class_names = list(train_set.class_names)
     val_set = None
     if args.val_split.lower() != "none":
+        shared = set(args.val_split.split(",")) & set(args.train_split.split(","))
+        if shared:
+            raise _CLIError(f"--val-split {args.val_split} shares {', '.join(sorted(shared))} with --train-split "
+                            f"{args.train_split}: validation on training images selects nothing; "
+                            "give another split or --val-split none.")
         val_set = _dataset(args, args.val_split, class_names, letterbox=args.letterbox)
     try:
         config = TrainConfig(
@@ -486,7 +505,8 @@ def _add_train_parser(sub) -> None:
                     "torchrun --nproc_per_node N -m yolov2_lib.cli train ... (DistributedDataParallel).",
         formatter_class=_HelpFormatter)
     _add_data_options(t)
-    t.add_argument("--train-split", default="train", help="split (CSV) or image set (VOC) to train on")
+    t.add_argument("--train-split", default="train",
+                   help="split (CSV) or image set (VOC) to train on; several joined by commas (train,val)")
     t.add_argument("--val-split", default="val", help="split to select the best checkpoint on, or 'none'")
     m = t.add_argument_group("model")
     m.add_argument("--width", type=float, default=1.0, help="channel multiplier (1 is darknet's network)")
@@ -609,7 +629,7 @@ def _add_inference_parsers(sub) -> None:
                        formatter_class=_HelpFormatter)
     _add_checkpoint_options(e)
     _add_data_options(e)
-    e.add_argument("--split", default="test", help="split (CSV) or image set (VOC)")
+    e.add_argument("--split", default="test", help="split (CSV) or image set (VOC); several joined by commas")
     e.add_argument("--conf", type=float, default=0.005, help="keep detections scoring above this")
     e.add_argument("--batch-size", type=_positive, default=8, help="images per forward pass")
     e.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
@@ -648,7 +668,7 @@ def _add_inference_parsers(sub) -> None:
                                    "and print the anchors in grid cells and their mean IoU (chapter 3).",
                        formatter_class=_HelpFormatter)
     _add_data_options(a, images_required=False)
-    a.add_argument("--split", default="train", help="split (CSV) or image set (VOC)")
+    a.add_argument("--split", default="train", help="split (CSV) or image set (VOC); several joined by commas")
     a.add_argument("-k", "--num-anchors", type=_positive, default=5, help="number of anchors")
     a.add_argument("--grid", type=_positive, default=13, help="grid cells per side (13 for a 416 input)")
     a.add_argument("--seed", type=int, default=0, help="k-means seed")
