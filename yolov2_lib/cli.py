@@ -552,7 +552,8 @@ def _add_train_parser(sub) -> None:
     h.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     h.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     h.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
-                   help="mixed precision: auto is bf16/fp16 on CUDA, off on CPU")
+                   help="mixed precision: auto is bf16 on GPUs that compute it natively (compute "
+                        "capability 8.0+), fp16 on older ones, off on CPU")
     h.add_argument("--bf16", action="store_true", help="same as --amp bf16 (fast on CPUs with AVX512-BF16/AMX)")
     h.add_argument("--no-channels-last", action="store_true",
                    help="keep the default memory format (channels-last is used on CUDA and CPU)")
