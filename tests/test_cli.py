@@ -331,8 +331,9 @@ def test_several_splits_joined_by_commas(tiny_data, tmp_path, capsys, one_thread
     out = tmp_path / "trainval"
     assert cli.main(_train_args(tiny_data, out, "--train-split", "train,val", "--val-split", "none")) == 0
     assert ", 6 images," in capsys.readouterr().out
-    assert cli.main(_train_args(tiny_data, tmp_path / "bad", "--train-split", "train,val")) == 2
-    assert "shares val" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    for train_split in ("train,val", "train, val"):
+        assert cli.main(_train_args(tiny_data, tmp_path / "bad", "--train-split", train_split)) == 2
+        assert "shares val" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_several_voc_image_sets(tmp_path, capsys):

@@ -271,7 +271,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     class_names = list(train_set.class_names)
     val_set = None
     if args.val_split.lower() != "none":
-        shared = set(args.val_split.split(",")) & set(args.train_split.split(","))
+        shared = {s.strip() for s in args.val_split.split(",")} & {s.strip() for s in args.train_split.split(",")}
         if shared:
             raise _CLIError(f"--val-split {args.val_split} shares {', '.join(sorted(shared))} with --train-split "
                             f"{args.train_split}: validation on training images selects nothing; "

@@ -135,7 +135,8 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     fallback = _auto_precision(device)
     warnings.warn(
         f"precision={precision!r} is not supported natively on {device} "
-        f"(CPU bf16 needs AVX512-BF16 or AMX, CUDA bf16 compute capability 8.0; fp16 needs CUDA); using {fallback!r} instead.",
+        f"(CPU bf16 needs AVX512-BF16 or AMX, CUDA bf16 compute capability 8.0; fp16 needs CUDA); "
+        f"using {fallback!r} instead.",
         UserWarning,
         stacklevel=3,
     )
