@@ -152,7 +152,7 @@ def _records(args: argparse.Namespace, split: str, class_names, images_required:
     from .data.voc import BCCD_CLASSES, VOC_CLASSES, read_boxes_csv, read_voc
 
     kind, path, images = _source(args, images_required)
-    splits = [s.strip() for s in split.split(",")]  # "train,val": several splits (or image sets) as one
+    splits = _split_names(split)
     if not all(splits):
         raise _CLIError(f"split {split!r}: an empty name in the comma-separated list.")
     try:
@@ -171,6 +171,11 @@ def _records(args: argparse.Namespace, split: str, class_names, images_required:
         return _all_splits_found(recs, splits, path), list(class_names)
     except ValueError as exc:
         raise _CLIError(str(exc)) from None
+
+
+def _split_names(text: str) -> list[str]:
+    """The names of a split option: "train,val" is several splits (or image sets) read as one."""
+    return [name.strip() for name in text.split(",")]
 
 
 def _all_splits_found(records, splits: list[str], path: Path):
@@ -271,7 +276,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     class_names = list(train_set.class_names)
     val_set = None
     if args.val_split.lower() != "none":
-        shared = {s.strip() for s in args.val_split.split(",")} & {s.strip() for s in args.train_split.split(",")}
+        shared = set(_split_names(args.val_split)) & set(_split_names(args.train_split))
         if shared:
             raise _CLIError(f"--val-split {args.val_split} shares {', '.join(sorted(shared))} with --train-split "
                             f"{args.train_split}: validation on training images selects nothing; "
