@@ -37,7 +37,7 @@ test: venv vendor
 test-fast: venv
 	$(BIN)/python -m pytest -p no:cacheprovider tests --ignore=tests/test_book.py -q
 
-# Re-execute chapters and keep only the outputs of NBVAL_CHECK_OUTPUT cells: make outputs NB=book/03_anchor_boxes.ipynb
+# Re-execute chapters and keep only the outputs of cells tagged nbval-check-output: make outputs NB=book/03_anchor_boxes.ipynb
 outputs: venv
 	$(BIN)/python tests/nbtools.py refresh $(NB)
 

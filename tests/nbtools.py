@@ -1,8 +1,10 @@
 """Keep the chapters in the one committed form the tests expect.
 
 Chapters are committed with every output stripped, except the outputs of
-cells whose source starts with ``# NBVAL_CHECK_OUTPUT``: nbval compares
-those, so a number the prose claims cannot drift from the code. The first
+cells tagged ``nbval-check-output``: nbval compares those, so a number the
+prose claims cannot drift from the code. The tag lives in the cell's
+metadata, so readers never see a test marker (a first-line
+``# NBVAL_CHECK_OUTPUT`` comment, which nbval also reads, is refused). The first
 cell of every chapter is :func:`setup_cell`, made from the repository URL
 in ``_config.yml`` (the one place that names it).
 
@@ -20,7 +22,8 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
-CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+CHECK_TAG = "nbval-check-output"
+VISIBLE_MARKS = ("# NBVAL_", "# nbval-")  # test markers a reader would see in a cell
 
 
 def repository_url() -> str:
@@ -51,7 +54,7 @@ def chapters() -> list[Path]:
 
 
 def is_checked(cell) -> bool:
-    return cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_MARK)
+    return cell.cell_type == "code" and CHECK_TAG in cell.get("metadata", {}).get("tags", [])
 
 
 def problems(path: Path) -> list[str]:
@@ -70,13 +73,16 @@ def problems(path: Path) -> list[str]:
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
+        if cell.source.lstrip().startswith(VISIBLE_MARKS):
+            out.append(f"{path.name}: cell {i} starts with a test marker readers would see (use the "
+                       f"{CHECK_TAG!r} tag)")
         if is_checked(cell):
             if not cell.outputs:
-                out.append(f"{path.name}: cell {i} is NBVAL_CHECK_OUTPUT but has no stored output")
+                out.append(f"{path.name}: cell {i} is tagged {CHECK_TAG} but has no stored output")
             if any(o.get("output_type") == "error" for o in cell.outputs):
                 out.append(f"{path.name}: cell {i} stores an error output")
         elif cell.outputs or cell.execution_count is not None:
-            out.append(f"{path.name}: cell {i} keeps outputs but is not NBVAL_CHECK_OUTPUT")
+            out.append(f"{path.name}: cell {i} keeps outputs but is not tagged {CHECK_TAG}")
     return out
 
 

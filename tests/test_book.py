@@ -40,7 +40,7 @@ def test_toc_lists_exactly_the_chapters_that_exist():
 
 @pytest.mark.parametrize("path", nbtools.chapters(), ids=lambda p: p.name)
 def test_chapter_is_in_committed_form(path):
-    """Outputs only in NBVAL_CHECK_OUTPUT cells, the canonical setup cell first."""
+    """Outputs only in cells tagged nbval-check-output, no visible test marker, the canonical setup cell first."""
     assert nbtools.problems(path) == []
 
 
@@ -56,10 +56,13 @@ def test_committed_form_checker_catches_stray_outputs(tmp_path):
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, path)
-    assert any("not NBVAL_CHECK_OUTPUT" in p for p in nbtools.problems(path))
+    assert any("not tagged" in p for p in nbtools.problems(path))
     nbtools.strip(nb)
     nbformat.write(nb, path)
     assert nbtools.problems(path) == []
+    nb.cells[1].source = "# NBVAL_CHECK_OUTPUT\nprint(1)"
+    nbformat.write(nb, path)
+    assert any("test marker" in p for p in nbtools.problems(path))
 
 
 # --- the built book ---------------------------------------------------------
@@ -216,13 +219,13 @@ def test_widgets_render_from_embedded_state(browser, book_server, page_name):
 
 
 def test_nbval_fails_when_a_checked_number_drifts(tmp_path):
-    """The NBVAL_CHECK_OUTPUT scheme really compares: a stored number that the code no longer prints fails."""
+    """The nbval-check-output tag really compares: a stored number that the code no longer prints fails."""
     import subprocess
     import sys
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cell = nbformat.v4.new_code_cell(f"{nbtools.CHECK_MARK}\nprint(6 * 7)", execution_count=1)
+    cell = nbformat.v4.new_code_cell("print(6 * 7)", execution_count=1, metadata={"tags": [nbtools.CHECK_TAG]})
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="41\n")]
     nb.cells = [cell]
     path = tmp_path / "drift.ipynb"
