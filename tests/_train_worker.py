@@ -1,6 +1,6 @@
 """A tiny training run in its own process, for the kill-and-resume and DDP tests.
 
-    python tests/_train_worker.py --data DIR --out DIR [--resume] [--delay S] ...
+    python tests/_train_worker.py --data DIR --out DIR [--resume] [--delay S] [--val] [--stall-in-best-save] ...
     python -m torch.distributed.run --nproc_per_node 2 tests/_train_worker.py --data DIR --out DIR --pair
 
 Also holds :func:`make_synthetic`, the tiny dataset the trainer tests use:
@@ -79,10 +79,37 @@ def build(args: argparse.Namespace):
         max_iterations=args.iterations, batch_size=args.batch, accumulate=args.accumulate, lr=0.01, burn_in=2,
         steps=(0.5,), sizes=(64, 96), size_every=2, num_workers=args.workers, out_dir=args.out,
         checkpoint_every=1, ema_decay=0.9, progress=False, verbose=False, freeze_bn=args.freeze_bn,
-        drop_last=True, device="cpu", eval_every=0,
+        drop_last=True, device="cpu", eval_every=0, eval_size=96,
+        amp="off",  # float32 whatever the CPU: the tests compare weights exactly
     )
     dataset = SlowDataset(train, args.delay) if args.delay else train
-    return Trainer(model, dataset, config, resume=args.out + "/last.pt" if args.resume else None)
+    val = None
+    if getattr(args, "val", False):  # test_ddp builds its own Namespace without it
+        val = DetectionDataset.from_boxes_csv(data / "boxes.csv", data / "images", splits="val",
+                                              class_names=CLASSES, image_ext=".png")
+    return Trainer(model, dataset, config, val_data=val, resume=args.out + "/last.pt" if args.resume else None)
+
+
+def stall_in_best_save() -> None:
+    """Make the first checkpoint file written by a save that also writes best.pt announce itself on
+    stdout ("wrote NAME") and then hang, so a test can kill the process between the two writes."""
+    from yolov2_lib import train
+
+    real_save, real_write = train.Trainer.save, train.save_checkpoint
+    saving_best = [False]
+
+    def save(self, best=False):
+        saving_best[0] = best
+        return real_save(self, best)
+
+    def write(state, path):
+        written = real_write(state, path)
+        if saving_best[0]:
+            print(f"wrote {Path(path).name}", flush=True)
+            time.sleep(600)
+        return written
+
+    train.Trainer.save, train.save_checkpoint = save, write
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,10 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--freeze-bn", action="store_true")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--val", action="store_true", help="validate on the val split at the end")
+    parser.add_argument("--stall-in-best-save", action="store_true",
+                        help="hang after the first file written by a save that writes best.pt")
     parser.add_argument("--pair", action="store_true",
                         help="train twice, into OUT/freeze (frozen batch norm) and OUT/live (live batch norm)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.stall_in_best_save:
+        stall_in_best_save()
     if args.pair:
         out = args.out
         for name, freeze in (("freeze", True), ("live", False)):

@@ -301,3 +301,55 @@ def test_voc_boxes_iou_kmeans_beats_euclidean():
     sse = euclidean_kmeans(wh, n_clusters=5, n_init=3, random_state=0)
     assert 0.55 < km.score(wh) < 0.70
     assert km.score(wh) > mean_iou(wh, sse)
+
+
+# ---------------------------------------------------------------- the public steps, and labelling anchors (chapter 6)
+
+from yolov2_lib.anchors import hard_negatives, iou_distance, label_by_iou, nearest_two  # noqa: E402
+
+
+def test_nearest_two_is_the_argmin_and_the_second_smallest_distance():
+    rng = np.random.default_rng(0)
+    wh = rng.uniform(0.05, 1, size=(300, 2))
+    centers = rng.uniform(0.05, 1, size=(4, 2))
+    labels, nearest, second = nearest_two(np.ascontiguousarray(wh[:, 0]), np.ascontiguousarray(wh[:, 1]), centers)
+    d = np.sort(iou_distance(wh, centers), axis=1)
+    np.testing.assert_array_equal(labels, iou_distance(wh, centers).argmin(1))
+    np.testing.assert_allclose(nearest, d[:, 0])
+    np.testing.assert_allclose(second, d[:, 1])
+
+
+def test_update_centers_is_the_mean_or_the_median_of_each_cluster():
+    X = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.9], [0.2, 0.2]])
+    labels = np.array([0, 0, 1, 0])
+    sums, counts = np.array([[0.6, 0.8], [0.5, 0.9], [0, 0]]), np.array([3, 1, 0])
+    centers = np.full((3, 2), 0.7)
+    mean = AnchorKMeans(3).update_centers(X, labels, sums, counts, centers)
+    np.testing.assert_allclose(mean, [[0.2, 0.8 / 3], [0.5, 0.9], [0.7, 0.7]])
+    median = AnchorKMeans(3, center="median").update_centers(X, labels, sums, counts, centers)
+    np.testing.assert_allclose(median, [[0.2, 0.2], [0.5, 0.9], [0.7, 0.7]])
+
+
+def test_label_by_iou_rpn_and_ssd_rules():
+    iou = torch.tensor([[0.80, 0.00], [0.50, 0.10], [0.20, 0.40], [0.10, 0.05], [0.00, 0.00]])
+    rpn = label_by_iou(iou, 0.7, 0.3)  # 0.8 positive; 0.4 is object 1's best anchor; 0.5 ignored
+    assert rpn.tolist() == [1, -1, 1, 0, 0]
+    assert label_by_iou(iou, 0.7, 0.3, best_match=False).tolist() == [1, -1, -1, 0, 0]
+    ssd = label_by_iou(iou, 0.5)  # no ignored band
+    assert ssd.tolist() == [1, 1, 1, 0, 0]
+    assert label_by_iou(torch.zeros(3, 0), 0.5).tolist() == [0, 0, 0]  # an image without objects
+    with pytest.raises(ValueError, match="negative"):
+        label_by_iou(iou, 0.3, 0.7)
+    with pytest.raises(ValueError, match="shape"):
+        label_by_iou(torch.zeros(3), 0.5)
+
+
+def test_hard_negatives_keep_three_per_positive_of_highest_loss():
+    labels = torch.tensor([1, 0, 0, 0, 0, 0, -1, 0])
+    loss = torch.tensor([0.0, 0.1, 0.9, 0.5, 0.7, 0.2, 5.0, 0.8])
+    out = hard_negatives(labels, loss)
+    assert out.tolist() == [1, -1, 0, -1, 0, -1, -1, 0]  # the 3 hardest: 0.9, 0.8, 0.7
+    assert hard_negatives(labels, loss, ratio=10).tolist() == labels.tolist()
+    assert (hard_negatives(torch.zeros(4, dtype=torch.long), torch.ones(4)) == -1).all()  # no positive
+    with pytest.raises(ValueError):
+        hard_negatives(labels, loss[:3])

@@ -236,3 +236,143 @@ def test_nbval_fails_when_a_checked_number_drifts(tmp_path):
     cell.outputs[0]["text"] = "42\n"
     nbformat.write(nb, path)
     assert run().returncode == 0
+
+
+# --- the live detector (book/10_in_your_browser) ----------------------------
+
+LIVE_PAGE = "book/10_in_your_browser"
+
+
+def _live_state(page, timeout=90000) -> str:
+    page.wait_for_function("() => ['ready', 'error', 'no-webassembly'].includes("
+                           "document.getElementById('live-detector').dataset.state)", timeout=timeout)
+    return page.get_attribute("#live-detector", "data-state")
+
+
+def _library_detections(image, conf: float, nms: float):
+    """What `yolov2 detect bccd IMAGE` finds: the shipped detector in PyTorch, float32."""
+    import torch
+
+    from yolov2_lib import pretrained
+    from yolov2_lib.data.voc import load_image
+    from yolov2_lib.train import detect_images
+
+    loaded = pretrained.load("bccd")
+    with torch.no_grad():
+        return detect_images(loaded.model, [load_image(image)], input_size=416, letterbox=loaded.letterbox,
+                             conf_threshold=conf, nms_threshold=nms, amp="off")[0]
+
+
+def _unmatched(wanted, found, min_score: float = 0.25) -> list:
+    """Rows of `wanted` (score >= min_score) with no row of `found` of the same class at IoU >= 0.9."""
+    import torch
+
+    from yolov2_lib.boxes import box_iou
+
+    wanted, found = torch.as_tensor(wanted).reshape(-1, 6), torch.as_tensor(found, dtype=torch.float32).reshape(-1, 6)
+    taken = torch.zeros(len(found), dtype=torch.bool)
+    missing = []
+    for row in wanted[wanted[:, 4] >= min_score]:
+        iou = box_iou(row[None, :4], found[:, :4])[0] if len(found) else torch.zeros(0)
+        ok = (iou >= 0.9) & (found[:, 5] == row[5]) & ~taken
+        if not ok.any():
+            missing.append(row.tolist())
+        else:
+            taken[torch.where(ok, iou, -1).argmax()] = True
+    return missing
+
+
+def _check_against_library(page, image_path, conf: float, nms: float) -> int:
+    got = json.loads(page.get_attribute("#live-detector", "data-detections"))
+    expected = _library_detections(image_path, conf, nms)
+    assert _unmatched(expected, got, conf) == [], ("library boxes the page lacks", got, expected.tolist())
+    assert _unmatched(got, expected, conf + 0.01) == [], ("page boxes the library lacks", got, expected.tolist())
+    return len(got)
+
+
+def _set_slider(page, cls: str, value: float) -> None:
+    page.evaluate("([cls, v]) => { const s = document.querySelector('#live-detector .' + cls); "
+                  "s.value = v; s.dispatchEvent(new Event('input')); }", [cls, str(value)])
+
+
+def test_live_detector_runs_the_shipped_detector_like_the_library(browser, book_server, built_book):
+    seen = visit(browser, f"{book_server}/{LIVE_PAGE}.html")
+    page = seen.pop("page")
+    try:
+        assert _live_state(page) == "ready", page.inner_text("#live-detector")
+        data = built_book / "_static" / "live-data"
+        image = page.get_attribute("#live-detector", "data-image")
+        assert (data / image).is_file(), image
+        n = _check_against_library(page, data / image, 0.25, 0.45)
+        assert n >= 5, "a blood smear with almost no cells found"
+        # the sliders redraw at once, as the library would decode the same head
+        _set_slider(page, "live-score", 0.6)
+        assert page.get_attribute("#live-detector", "data-score") == "0.60"
+        assert _check_against_library(page, data / image, 0.6, 0.45) < n
+        _set_slider(page, "live-nms", 0.1)
+        _check_against_library(page, data / image, 0.6, 0.1)
+        _set_slider(page, "live-score", 0.05)  # low scores: boxes of other classes on the same cell
+        _check_against_library(page, data / image, 0.05, 0.1)
+        # another shipped image: a second forward pass
+        _set_slider(page, "live-score", 0.25)
+        _set_slider(page, "live-nms", 0.45)
+        other = json.loads((data / "detector.json").read_text())["images"][1]["file"]
+        page.select_option("#live-detector select.live-image", "1")
+        page.wait_for_function(f"() => document.getElementById('live-detector').dataset.image === '{other}'",
+                               timeout=60000)
+        assert _live_state(page) == "ready"
+        _check_against_library(page, data / other, 0.25, 0.45)
+        forward_ms = float(page.get_attribute("#live-detector", "data-forward-ms"))
+        assert 0 < forward_ms < 60000
+        print(f"live detector: one forward pass at 416 in headless Chromium: {forward_ms:.0f} ms")
+        assert seen["errors"] == [] and seen["console"] == [], seen
+        assert seen["external"] == [], f"requests leaving the machine: {seen['external']}"
+        assert seen["failed"] == [], f"failed requests: {seen['failed']}"
+    finally:
+        page.close()
+
+
+def test_live_detector_runs_on_the_readers_own_image(browser, book_server):
+    """Pictures that are not blood smears nor 640 x 480, given through the file input and dropped."""
+    from yolov2_lib.data import fetch
+
+    photos = fetch("demo_images") / "skimage"
+    seen = visit(browser, f"{book_server}/{LIVE_PAGE}.html")
+    page = seen.pop("page")
+    try:
+        assert _live_state(page) == "ready"
+        photo = photos / "coffee.png"
+        page.set_input_files("#live-detector input.live-file", str(photo))
+        page.wait_for_function("() => document.getElementById('live-detector').dataset.image === 'coffee.png'",
+                               timeout=60000)
+        assert _live_state(page) == "ready"
+        _set_slider(page, "live-score", 0.05)
+        assert _check_against_library(page, photo, 0.05, 0.45) >= 1
+        # dropped on the image instead
+        import base64
+
+        dropped = photos / "chelsea.png"
+        transfer = page.evaluate_handle(
+            "([b64, name]) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));"
+            " const dt = new DataTransfer(); dt.items.add(new File([bytes], name, {type: 'image/png'}));"
+            " return dt; }", [base64.b64encode(dropped.read_bytes()).decode(), dropped.name])
+        page.dispatch_event("#live-detector .live-stage", "drop", {"dataTransfer": transfer})
+        page.wait_for_function("() => document.getElementById('live-detector').dataset.image === 'chelsea.png'",
+                               timeout=60000)
+        assert _live_state(page) == "ready"
+        _check_against_library(page, dropped, 0.05, 0.45)
+        assert seen["errors"] == [] and seen["console"] == [] and seen["external"] == [], seen
+    finally:
+        page.close()
+
+
+def test_live_detector_explains_itself_without_webassembly(browser, book_server):
+    page = browser.new_page()
+    try:
+        page.add_init_script("delete globalThis.WebAssembly;")
+        page.goto(f"{book_server}/{LIVE_PAGE}.html", wait_until="load")
+        assert _live_state(page, timeout=15000) == "no-webassembly"
+        text = page.inner_text("#live-detector")
+        assert "cannot run WebAssembly" in text and "yolov2 detect" in text, text
+    finally:
+        page.close()

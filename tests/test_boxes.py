@@ -298,3 +298,47 @@ def test_against_torchvision():
     assert nms(boxes, scores, 0.45).tolist() == ops.nms(boxes, scores, 0.45).tolist()
     assert (batched_nms(boxes, scores, classes, 0.45).tolist()
             == ops.batched_nms(boxes, scores, classes, 0.45).tolist())
+
+
+# ---------------------------------------------------------------- nms_trace (the step-by-step NMS)
+
+from yolov2_lib.boxes import nms_trace  # noqa: E402
+
+
+def test_nms_trace_hand_computed():
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [0, 0, 10, 9.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.95])
+    trace = nms_trace(boxes, scores, 0.5)
+    assert trace.order.tolist() == [3, 0, 1, 2]
+    assert trace.kept.tolist() == [3, 2]
+    assert trace.suppressed_by.tolist() == [3, 3, -1, -1]
+    assert trace.iou[0].item() == pytest.approx(0.9)
+    assert trace.iou[3].item() == 0.0
+    # another class is never removed
+    other = nms_trace(boxes, scores, 0.5, classes=torch.tensor([0, 1, 0, 0]))
+    assert other.kept.tolist() == [3, 1, 2]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_nms_trace_keeps_what_batched_nms_keeps(seed):
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.rand(150, 2, generator=gen) * 80
+    boxes = torch.cat((xy, xy + 5 + torch.rand(150, 2, generator=gen) * 30), 1)
+    scores = torch.rand(150, generator=gen)
+    classes = torch.randint(0, 3, (150,), generator=gen)
+    for threshold in (0.3, 0.45, 0.7):
+        trace = nms_trace(boxes, scores, threshold, classes)
+        assert trace.kept.tolist() == batched_nms(boxes, scores, classes, threshold).tolist()
+        removed = trace.suppressed_by >= 0
+        # every removed box was removed by a kept box of its class, scored higher, above the threshold
+        by = trace.suppressed_by[removed]
+        assert set(by.tolist()) <= set(trace.kept.tolist())
+        assert (classes[by] == classes[removed]).all() and (scores[by] >= scores[removed]).all()
+        assert (trace.iou[removed] > threshold).all()
+        assert int((~removed).sum()) == len(trace.kept)
+    assert nms_trace(boxes, scores, 0.45).kept.tolist() == nms(boxes, scores, 0.45).tolist()
+
+
+def test_nms_trace_rejects_bad_classes():
+    with pytest.raises(ValueError, match="classes"):
+        nms_trace(torch.zeros(2, 4), torch.zeros(2), 0.5, classes=torch.zeros(3))

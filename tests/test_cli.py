@@ -88,13 +88,13 @@ def test_train_eval_detect_run_end_to_end(tiny_data, tmp_path, capsys, one_threa
     import torch
 
     out = tmp_path / "run"
-    assert cli.main(_train_args(tiny_data, out, "--bf16")) == 0
+    assert cli.main(_train_args(tiny_data, out)) == 0
     printed = capsys.readouterr().out
     assert "anchors by k-means" in printed and "done: 2 updates" in printed
     assert {"last.pt", "best.pt", "history.json"} <= {p.name for p in out.iterdir()}
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["iteration"] == 2 and state["class_names"] == ["blue", "red"]
-    assert len(state["model_config"]["anchors"]) == 2 and state["config"]["amp"] == "bf16"
+    assert len(state["model_config"]["anchors"]) == 2 and state["config"]["amp"] == "auto"
 
     report = tmp_path / "eval.json"
     assert cli.main(["eval", str(out / "best.pt"), *_data_args(tiny_data), "--split", "val", "--size", "96",
@@ -236,9 +236,9 @@ def test_train_init_starts_from_a_checkpoint_with_a_fresh_schedule(tiny_data, tm
 
     assert cli.main(_train_args(tiny_data, tuned, "--init", str(first / "last.pt"), "--resume")) == 2
     assert "use one of them" in capsys.readouterr().err
-    assert cli.main(_train_args(tiny_data, tuned, "--init", str(tmp_path / "missing.pt"))) == 2
+    assert cli.main(_train_args(tiny_data, tmp_path / "new", "--init", str(tmp_path / "missing.pt"))) == 2
     assert "neither a file nor a shipped detector" in capsys.readouterr().err
-    assert cli.main(_train_args(tiny_data, tuned, "--init", "bccd")) == 2  # RBC, WBC, Platelets vs blue, red
+    assert cli.main(_train_args(tiny_data, tmp_path / "new", "--init", "bccd")) == 2  # RBC, WBC, Platelets vs blue, red
     assert "the same classes in the same order" in capsys.readouterr().err
 
 

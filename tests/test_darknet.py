@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from yolov2_lib.darknet import (
+    cfg_differences,
     DarknetBatchNorm2d,
     DarknetFormatError,
     DarknetMaxPool2d,
@@ -460,6 +461,23 @@ def test_to_darknet_cfg_reproduces_the_official_cfg(name, make, size):
             assert (a.options["height"], a.options["width"]) == (b.options["height"], b.options["width"])
 
 
+def test_cfg_differences_reports_each_differing_option():
+    a = parse_cfg_string("[net]\nheight=224\nbatch=1\n[conv]\nfilters=32\nsize=3\n[region]\nanchors=1.3221,2\n")
+    b = parse_cfg_string("[net]\nheight=448\nbatch=1\n[convolutional]\nfilters=32\nsize=1\n"
+                         "[region]\nanchors=1.32210, 2.0\n[cost]\n")
+    diffs = cfg_differences(a, b)
+    assert diffs == [{"height": ("224", "448")}, {"size": ("3", "1")}, {}, {"type": (None, "cost")}]
+    assert cfg_differences(a, b, keys=("filters",))[:3] == [{}, {}, {}]
+    c = parse_cfg_string("[net]\nbatch=1\n")
+    assert cfg_differences(a[:1], c) == [{"height": ("224", None)}]
+
+
+@needs_data
+def test_darknet19_448_changes_only_the_net_section():
+    diffs = cfg_differences(parse_cfg(CFG_DIR / "darknet19.cfg"), parse_cfg(CFG_DIR / "darknet19_448.cfg"))
+    assert not any(diffs[1:]) and diffs[0]["height"] == ("256", "448")
+
+
 MODELS = [
     lambda: YOLOv2(width=SMALL),
     lambda: YOLOv2(width=SMALL, passthrough_channels=None),
@@ -553,6 +571,8 @@ def test_weights_too_short_or_too_long(tmp_path):
         (struct.pack("<3i", 0, 1001, 0) + bytes(8), "transposed"),
         (b"\x80\x02}q\x00", "too short for a darknet header"),
         (struct.pack("<3i", 0, 2, 0) + bytes(4), "needs 20 bytes"),
+        (struct.pack("<3iq", 0, 2, 0, -5), r"'seen' \(images trained on\) is negative \(-5\)"),
+        (struct.pack("<4i", 0, 1, 0, -1), "is negative"),
     ],
 )
 def test_bad_headers(tmp_path, header, match):
@@ -561,6 +581,21 @@ def test_bad_headers(tmp_path, header, match):
     with pytest.raises(DarknetFormatError, match=match) as err:
         read_darknet_weights(path)
     assert "bad.weights" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_weights_are_refused_naming_the_layer(tmp_path, bad):
+    (tmp_path / "tiny.cfg").write_text(TINY_DETECTOR)
+    net = load_darknet(tmp_path / "tiny.cfg")
+    floats = random_weights(net, seed=6)
+    load_darknet_weights(net, write_weights(tmp_path / "good.weights", floats))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    first = net.layers[0].conv.out_channels * 4 + net.layers[0].conv.weight.numel()
+    floats[first + 3] = bad  # the second conv layer's values
+    with pytest.raises(DarknetFormatError, match=r"1 NaN or infinite value\(s\) in conv layer 1 \(darknet layer") as err:
+        load_darknet_weights(net, write_weights(tmp_path / "nan.weights", floats))
+    assert "nan.weights" in str(err.value) and "Nothing was loaded" in str(err.value)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the network is untouched
 
 
 def test_backbone_loads_a_darknet19_file(tmp_path):

@@ -282,3 +282,38 @@ def test_postprocess_early_stop_equals_the_full_nms_truncated(seed):
         short = postprocess(raw, anchors, num_classes, conf_threshold=0.0, nms_threshold=0.5, top_k=k)
         for s, f in zip(short, full):
             assert torch.equal(s, f[:k])
+
+
+# ---------------------------------------------------------------- class scores and candidates
+
+from yolov2_lib.boxes import batched_nms  # noqa: E402
+from yolov2_lib.decode import Candidates, candidates, class_scores, decode, postprocess  # noqa: E402
+
+
+def test_class_scores_are_objectness_times_class_probability():
+    raw = torch.randn(2, 2 * 8, 3, 4, generator=torch.Generator().manual_seed(0))
+    d = decode(raw, [[1.0, 1.0], [2.0, 3.0]], 3)
+    s = class_scores(d)
+    assert s.shape == (2, 3, 4, 2, 3)
+    torch.testing.assert_close(s, d.objectness[..., None] * d.class_probs)
+    torch.testing.assert_close(s.sum(-1), d.objectness)  # the class probabilities sum to 1
+
+
+def test_candidates_then_nms_is_postprocess():
+    gen = torch.Generator().manual_seed(1)
+    anchors = [[1.0, 1.5], [2.0, 1.0], [3.0, 3.0]]
+    raw = 2 * torch.randn(1, 3 * 9, 5, 5, generator=gen)
+    cand = candidates(raw, anchors, 4, 0.1, image_size=(200, 100))
+    assert isinstance(cand, Candidates)
+    assert (cand.scores > 0.1).all() and cand.boxes.shape == (len(cand.scores), 4)
+    expected = class_scores(decode(raw, anchors, 4))[0].reshape(-1, 4)
+    torch.testing.assert_close(cand.scores, expected[cand.anchor_index, cand.classes])
+    assert int((expected > 0.1).sum()) == len(cand.scores)
+    keep = batched_nms(cand.boxes, cand.scores, cand.classes, 0.45)
+    det = postprocess(raw, anchors, 4, conf_threshold=0.1, top_k=None, image_sizes=[(200, 100)], clip=False)[0]
+    torch.testing.assert_close(det[:, :4], cand.boxes[keep])
+    torch.testing.assert_close(det[:, 4], cand.scores[keep])
+    normalised = candidates(raw, anchors, 4, 0.1)
+    torch.testing.assert_close(normalised.boxes * torch.tensor([200.0, 100, 200, 100]), cand.boxes)
+    with pytest.raises(ValueError, match="index"):
+        candidates(raw, anchors, 4, 0.1, index=1)

@@ -17,7 +17,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yolov2_lib.evaluate import VOCEvaluator, VOCResult, evaluate_voc, match_detections, voc_ap
+from yolov2_lib.evaluate import (
+    AP_RULES,
+    VOCEvaluator,
+    VOCResult,
+    average_precision,
+    evaluate_voc,
+    match_detections,
+    precision_envelope,
+    recall_levels,
+    sampled_precision,
+    voc_ap,
+)
 
 # ---------------------------------------------------------------- the voc_eval.py reference
 
@@ -421,3 +432,138 @@ def _ignored(dets, gts) -> int:
             k = int(np.argmax(iou))
             n += bool(iou[k] > 0.5 and cand[k, 5] == 1)
     return n
+
+
+# ---------------------------------------------------------------- the three AP rules
+
+
+def ref_coco_ap(rec, prec):
+    """pycocotools' COCOeval.accumulate for one class, IoU and area: the 101-point AP."""
+    rec_thrs = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+    nd = len(rec)
+    pr = np.asarray(prec, dtype=np.float64).tolist()
+    q = np.zeros((len(rec_thrs),))
+    for i in range(nd - 1, 0, -1):
+        if pr[i] > pr[i - 1]:
+            pr[i - 1] = pr[i]
+    inds = np.searchsorted(rec, rec_thrs, side="left")
+    try:
+        for ri, pi in enumerate(inds):
+            q[ri] = pr[pi]
+    except IndexError:
+        pass
+    return float(np.mean(q))
+
+
+def toy_scene():
+    """Four cells (one difficult) and six detections, the example of the section on measuring.
+
+    Continuous boxes. By score: .95 on A (IoU .77) TP; .90 on B (.68) TP; .80 on A again
+    (.56, A taken) duplicate FP; .70 on the difficult C (.76) ignored; .60 near D (.24) FP;
+    .40 on D (.77) TP. Three positives (A, B, D):
+      precision 1 1 2/3 2/3 1/2 3/5, recall 1/3 2/3 2/3 2/3 2/3 1.
+      envelope: 1 up to recall 2/3, then 3/5 up to 1.
+      area = 2/3 * 1 + 1/3 * 3/5 = 13/15
+      11-point: levels 0 .. .6 (seven) read 1, .7 .. 1 (four) read .6: 9.4 / 11
+      101-point: levels 0 .. .66 (67) read 1, .67 .. 1 (34) read .6: 87.4 / 101
+    """
+    gt = np.array([box(10, 10, 40, 40) + [0, 0], box(55, 15, 85, 45) + [0, 0],
+                   box(20, 55, 50, 85) + [0, 1], box(60, 60, 90, 90) + [0, 0]])
+    det = np.array([box(12, 8, 42, 38) + [0.95, 0], box(58, 18, 88, 48) + [0.90, 0],
+                    box(14, 16, 44, 44) + [0.80, 0], box(22, 57, 52, 83) + [0.70, 0],
+                    box(75, 70, 98, 98) + [0.60, 0], box(62, 62, 92, 92) + [0.40, 0]])
+    return det, gt
+
+
+def test_toy_scene_by_hand():
+    det, gt = toy_scene()
+    r = evaluate_voc([det], [gt], num_classes=1, inclusive=False)
+    np.testing.assert_allclose(r.precision[0], [1, 1, 2 / 3, 2 / 3, 1 / 2, 3 / 5])
+    np.testing.assert_allclose(r.recall[0], [1 / 3, 2 / 3, 2 / 3, 2 / 3, 2 / 3, 1])
+    assert r.ap_area[0] == pytest.approx(13 / 15)
+    assert r.ap_11point[0] == pytest.approx(9.4 / 11)
+    assert r.ap_101point[0] == pytest.approx(87.4 / 101)
+    assert r.map_101point == pytest.approx(87.4 / 101)
+    for rule in ("11point", "area", "101point"):
+        assert r.map_by(rule) == pytest.approx(r.ap_by(rule)[0])
+    m = match_detections(det, gt, inclusive=False)
+    assert m.outcomes == ("TP", "TP", "FP: duplicate", "ignored: difficult", "FP: low IoU", "TP")
+    np.testing.assert_allclose(m.best_iou, [784 / 1016, 729 / 1071, 624 / 1116, 728 / 952, 300 / 1244, 784 / 1016])
+    assert m.ignored.tolist() == [False, False, False, True, False, False]
+    assert m.duplicate.tolist() == [False, False, True, False, False, False]
+
+
+def test_half_the_objects_found_perfectly():
+    # 10 objects, 5 found first with precision 1, nothing else: the envelope is 1 up to
+    # recall .5 and 0 after. Area .5; 11-point: six of eleven levels (0 .. .5) read 1;
+    # 101-point: 51 of 101 (0 .. .50).
+    rec = np.arange(1, 6) / 10
+    prec = np.ones(5)
+    assert average_precision(rec, prec, "area") == pytest.approx(0.5)
+    assert average_precision(rec, prec, "11point") == pytest.approx(6 / 11)
+    assert average_precision(rec, prec, "101point") == pytest.approx(51 / 101)
+    np.testing.assert_array_equal(sampled_precision(rec, prec, [0.0, 0.5, 0.51, 1.0]), [1, 1, 0, 0])
+
+
+def test_perfect_and_hopeless_detectors():
+    rec, prec = np.array([0.5, 1.0]), np.array([1.0, 1.0])
+    for rule in AP_RULES:
+        assert average_precision(rec, prec, rule) == pytest.approx(1.0)
+        assert average_precision(np.zeros(3), np.zeros(3), rule) == 0.0
+        assert average_precision(np.zeros(0), np.zeros(0), rule) == 0.0
+
+
+def test_envelope_and_levels():
+    np.testing.assert_array_equal(precision_envelope([1.0, 0.5, 0.8, 0.2]), [1.0, 0.8, 0.8, 0.2])
+    assert precision_envelope(np.zeros(0)).shape == (0,)
+    assert recall_levels("11point")[6] == 0.6000000000000001  # voc_eval.py's np.arange, bit for bit
+    assert len(recall_levels("101point")) == 101 and recall_levels("101point")[-1] == 1.0
+    with pytest.raises(ValueError, match="area rule"):
+        recall_levels("area")
+    with pytest.raises(ValueError, match="rule"):
+        average_precision(np.ones(1), np.ones(1), "coco")
+    r = evaluate_voc([np.zeros((0, 6))], [np.zeros((0, 6))], num_classes=1)
+    with pytest.raises(ValueError, match="rule"):
+        r.ap_by("all")
+    assert math.isnan(r.map_101point) and math.isnan(r.ap_101point[0])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=0, max_size=40), st.integers(1, 15))
+def test_three_rules_property(outcomes, npos):
+    # (is tp, is ignored) per detection in score order.
+    tp = np.array([t and not i for t, i in outcomes], dtype=float)
+    fp = np.array([not t and not i for t, i in outcomes], dtype=float)
+    tp_cum, fp_cum = np.cumsum(tp), np.cumsum(fp)
+    rec = tp_cum / max(npos, int(tp.sum()))
+    prec = tp_cum / np.maximum(tp_cum + fp_cum, np.finfo(np.float64).eps)
+    ap = {rule: average_precision(rec, prec, rule) for rule in AP_RULES}
+    assert all(0.0 <= v <= 1.0 + 1e-12 for v in ap.values())
+    assert ap["101point"] == pytest.approx(ref_coco_ap(rec, prec), abs=1e-12)
+    # The envelope never rises, so N equally spaced samples (first at 0, last at 1) bound
+    # the area A as Riemann sums do: (N-1)/N * A <= AP_N <= ((N-1) * A + 1) / N.
+    area = ap["area"]
+    for rule, n in (("11point", 11), ("101point", 101)):
+        assert (n - 1) / n * area - 1e-12 <= ap[rule] <= ((n - 1) * area + 1) / n + 1e-12
+    # A class that reaches recall 1 loses nothing at the last level; one that does not reads 0 there.
+    last = sampled_precision(rec, prec, [1.0])[0]
+    reached = rec.size > 0 and rec[-1] >= 1.0
+    assert last == (prec[rec >= 1.0].max() if reached else 0.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), images=st.integers(1, 20), classes=st.integers(1, 3))
+def test_result_101point_matches_pycocotools_reading(seed, images, classes):
+    rng = np.random.default_rng(seed)
+    dets, gts = random_problem(rng, images, classes, integer=True)
+    r = evaluate_voc(dets, gts, num_classes=classes)
+    for c in range(classes):
+        if r.num_positives[c] == 0:
+            assert math.isnan(r.ap_101point[c])
+        else:
+            assert r.ap_101point[c] == pytest.approx(ref_coco_ap(r.recall[c], r.precision[c]), abs=1e-12)
+    np.testing.assert_array_equal(r.ap_by("11point"), r.ap_11point)
+    np.testing.assert_array_equal(r.ap_by("area"), r.ap_area)
+    for rule, expected in (("11point", r.map_11point), ("area", r.map_area)):
+        got = r.map_by(rule)
+        assert (math.isnan(got) and math.isnan(expected)) or got == expected

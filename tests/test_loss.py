@@ -410,3 +410,30 @@ def test_bad_shapes_and_arguments():
         YOLOv2Loss([1.0, 2.0], 20)
     with pytest.raises(ValueError, match="num_classes"):
         YOLOv2Loss(VOC_ANCHORS, 0)
+
+
+# ---------------------------------------------------------------- the core shown in chapter 6
+
+from yolov2_lib.boxes import cxcywh_to_xyxy as _to_xyxy  # noqa: E402
+from yolov2_lib.decode import decode_boxes as _decode_boxes  # noqa: E402
+from yolov2_lib.layout import head_view as _head_view, split_fields as _split_fields  # noqa: E402
+
+
+def test_assign_labels_every_anchor_once_and_terms_sum_to_the_loss():
+    gen = torch.Generator().manual_seed(3)
+    anchors, C = [[1.0, 1.5], [2.5, 2.0], [0.6, 0.5]], 4
+    output = 0.5 * torch.randn(2, 3 * (5 + C), 5, 5, generator=gen, dtype=torch.float64)
+    targets = random_targets(gen, [3, 2], C)
+    loss = YOLOv2Loss(anchors, C, thresh=0.3)
+    out = loss(output, targets, seen=0)
+    truth, image, counts = loss._targets(targets, 2, output)
+    fields = _split_fields(_head_view(output, 3))
+    pred = _to_xyxy(_decode_boxes(torch.stack(fields[:4], -1), loss.anchors))
+    a = loss.assign(pred, truth, image, counts)
+    total = a.responsible.long() + a.ignored.long() + a.negative.long()
+    assert (total == 1).all(), "each anchor is responsible, ignored or negative, exactly one"
+    assert int(a.responsible.sum()) == int(a.wins.sum()) <= truth.shape[0]
+    assert a.responsible[a.at].all()
+    terms = loss.terms(fields, truth, a, seen=0)
+    for name, value in zip(("coord", "obj", "noobj", "prior", "cls"), terms):
+        torch.testing.assert_close(value / 2, getattr(out, name))

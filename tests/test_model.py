@@ -19,6 +19,8 @@ from yolov2_lib.model import (
     format_layer_table,
     fuse_bn,
     layer_table,
+    network_stages,
+    prime_batch_norm,
     scaled_channels,
 )
 
@@ -274,6 +276,38 @@ def test_channels_last():
         model = model.to(memory_format=torch.channels_last)
         got = model(x.to(memory_format=torch.channels_last))
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_prime_batch_norm_gives_the_batch_statistics_and_restores_momentum():
+    torch.manual_seed(0)
+    model = YOLOv2(width=SMALL)
+    model.backbone.stage16[0].bn.momentum = 0.01  # darknet's own momentum survives priming
+    x = torch.rand(2, 3, 64, 64)
+    assert prime_batch_norm(model, x) is model and not model.training
+    first = model.backbone.stage16[0]
+    with torch.no_grad():
+        z = first.conv(x)  # what the first batch norm saw
+    torch.testing.assert_close(first.bn.running_mean, z.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(first.bn.running_var, z.var(dim=(0, 2, 3), unbiased=True))
+    assert first.bn.momentum == 0.01 and model.neck[0].bn.momentum == 0.1
+    assert int(first.bn.num_batches_tracked) == 1
+
+
+def test_network_stages_follow_yolov2_voc_cfg():
+    stages = network_stages(YOLOv2(width=SMALL), 416)
+    assert [s.name for s in stages if s.branch == "passthrough"] == ["conv", "reorg /2"]
+    assert [s.darknet_layers for s in stages if s.branch == "passthrough"] == [(26,), (27,)]
+    concat = next(s for s in stages if s.name == "concat")
+    assert concat.darknet_layers == (28,) and concat.output_shape == (160, 13, 13)  # 4 * 8 + 128
+    assert stages[-1].darknet_layers == (30,) and stages[-1].output_shape == (125, 13, 13)
+    assert sum(s.name == "max-pool" for s in stages) == 5
+    covered = [k for s in stages for k in s.darknet_layers]
+    assert covered == [k for k in range(31) if k != 25]  # every layer once; 25 is the route
+    assert sum(s.params for s in stages) == count_parameters(YOLOv2(width=SMALL))
+    assert sum(s.flops for s in stages) == count_flops(YOLOv2(width=SMALL), 416)
+    paper = network_stages(YOLOv2(width=SMALL, passthrough_channels=None), 320)
+    assert [s.name for s in paper if s.branch == "passthrough"] == ["reorg /2"]
+    assert paper[-1].output_shape == (125, 10, 10)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -331,3 +331,22 @@ def test_status_of_the_real_registry_with_the_mirror_and_without(shared_data, tm
     assert "build voc_boxes.csv from the Annotations/*.xml" in plan and "VOCtrainval_11-May-2012.tar" in plan
     demo = bare.status("demo_images").plan
     assert "download 13 file(s)" in demo and "or from the 'voc_boxes' dataset when it is available locally" in demo
+
+
+def test_partial_local_mirror_names_the_files_actually_missing(tmp_path):
+    """One file deleted from a mirror of many: the error names that file, not the cache's whole list."""
+    files = {f"img/{i:03d}.jpg": bytes([i]) * 10 for i in range(12)}
+    write_files(tmp_path / "data" / "toy", files)
+    (tmp_path / "data" / "toy" / "img" / "007.jpg").unlink()
+    r = reg.Registry({"toy": _dataset(files, "http://127.0.0.1:9")}, data_dir=tmp_path / "data",
+                     cache_dir=tmp_path / "cache", offline=True)
+    with pytest.raises(reg.DatasetUnavailableError) as exc:
+        r.fetch("toy")
+    msg = str(exc.value)
+    assert f"YOLOV2_DATA {tmp_path / 'data' / 'toy'} holds 11 of its 12 files; missing: img/007.jpg." in msg
+    said = msg.split("fetch would")[0]  # what it says is missing (the plan after it fills the cache)
+    assert "img/000.jpg" not in said and "is missing 12 file(s)" not in said
+    assert "holds 11 of its 12 files; missing: img/007.jpg." in r.status("toy").describe()
+    (tmp_path / "data" / "toy" / "img" / "008.jpg").unlink()
+    with pytest.raises(reg.DatasetUnavailableError, match="missing: img/007.jpg, img/008.jpg."):
+        r.fetch("toy")

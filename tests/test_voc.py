@@ -211,7 +211,8 @@ def test_missing_annotation_file_and_list(voc_root):
     "box, problem",
     [
         ((20, 20, 20, 50), "zero area"),  # xmax == xmin
-        ((30, 20, 10, 50), "zero area"),  # inverted
+        ((30, 20, 10, 50), "is inverted"),  # xmax < xmin: not called zero area
+        ((10, 50, 30, 20), "is inverted"),  # ymax < ymin
         ((120, 10, 150, 40), "outside"),  # right of a 100-wide image
         ((-20, -30, 0, 0), "outside"),
     ],
@@ -269,6 +270,26 @@ def test_boxes_csv_bad_rows(tmp_path):
         voc.read_boxes_csv(path, tmp_path, years="2007")
     with pytest.raises(ValueError, match="no rows"):
         voc.read_boxes_csv(path, tmp_path, splits="test")
+
+
+def test_boxes_csv_with_a_byte_order_mark_is_read(tmp_path):
+    """Spreadsheet programs save "CSV UTF-8" with a BOM before the first column's name."""
+    (tmp_path / "img").mkdir()
+    _jpeg(tmp_path / "img" / "a.jpg", 40, 30)
+    path = tmp_path / "boxes.csv"
+    path.write_bytes(b"\xef\xbb\xbfsplit,image_id,width,height,class,xmin,ymin,xmax,ymax\r\n"
+                     b"train,a,40,30,RBC,1,1,20,20\r\n")
+    records = voc.read_boxes_csv(path, tmp_path / "img", splits="train")
+    assert len(records) == 1 and records[0].split == "train" and records[0].num_objects == 1
+    assert voc.csv_class_names(path) == ["RBC"]
+
+
+def test_binary_file_as_csv_names_the_file(tmp_path):
+    path = tmp_path / "photo.csv"
+    path.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" * 20)
+    for read in (lambda: voc.read_boxes_csv(path, tmp_path), lambda: voc.csv_class_names(path)):
+        with pytest.raises(ValueError, match=r"photo\.csv: not a UTF-8 text CSV"):
+            read()
 
 
 # ---------------------------------------------------------------- bad images

@@ -144,3 +144,37 @@ def test_anchor_editor_rejects_bad_inputs():
         widgets.anchor_editor(wh, {2: np.ones((3, 2)) / 4}, k=2)
     with pytest.raises(ValueError, match="wh of shape"):
         widgets.anchor_editor(np.zeros((2, 2)), {1: np.ones((1, 2))}, k=1)
+
+
+# ---------------------------------------------------------------- two sliders over a grid of settings (chapter 5)
+
+
+def _draw2(r, c):
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, float(r)], [0, float(c)])
+    return fig
+
+
+def test_kernel_free_grid_links_both_sliders_to_the_stacks_in_the_browser():
+    from ipywidgets.widgets import widget as widget_module
+    from ipywidgets.widgets.widget_link import Link
+
+    box = widgets.kernel_free_grid([0.1, 0.5], [0.3, 0.45, 0.6], _draw2, ("score", "IoU"), value=(0.5, 0.45))
+    first, second, outer = box.children
+    assert isinstance(outer, W.Stack) and len(outer.children) == 2
+    assert all(isinstance(s, W.Stack) and len(s.children) == 3 for s in outer.children)
+    assert first.index == 1 and outer.selected_index == 1
+    assert second.index == 1 and all(s.selected_index == 1 for s in outer.children)
+    pngs = [img.value for s in outer.children for img in s.children]
+    assert len(set(pngs)) == 6, "each pair of settings must hold its own picture"
+    links = [w for w in list(widget_module._instances.values()) if isinstance(w, Link)]
+    assert any(w.source == (first, "index") and w.target == (outer, "selected_index") for w in links)
+    for stack in outer.children:
+        assert any(w.source == (second, "index") and w.target == (stack, "selected_index") for w in links)
+    assert "kernel-free-slider" in first._dom_classes and "kernel-free-slider" in second._dom_classes
+    assert "kernel-free-stack" in outer._dom_classes
+
+
+def test_kernel_free_grid_needs_values():
+    with pytest.raises(ValueError, match="at least one value"):
+        widgets.kernel_free_grid([1], [], _draw2, ("a", "b"))

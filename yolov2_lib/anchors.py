@@ -21,6 +21,10 @@ directly or through :func:`euclidean_kmeans`::
 
 Centres found on boxes normalised by image size become grid-cell anchors by
 multiplying by the grid size (13 for a 416 input): :func:`to_grid_units`.
+
+Chapter 6 (the loss) compares how detectors label their anchors for training:
+:func:`label_by_iou` (the RPN of Faster R-CNN, SSD) and :func:`hard_negatives`
+(SSD), against YOLO v2's rule in ``yolov2_lib.loss``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ __all__ = [
     "mean_iou",
     "euclidean_kmeans",
     "to_grid_units",
+    "nearest_two",
+    "label_by_iou",
+    "hard_negatives",
 ]
 
 #: Darknet's VOC priors (``yolov2-voc.cfg``), (w, h) in grid cells of the 13x13 grid.
@@ -75,8 +82,10 @@ def iou_distance(wh: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return 1.0 - inter / union
 
 
-def _nearest_two(w: np.ndarray, h: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest centre of every box, its distance and the second-nearest distance.
+def nearest_two(w: np.ndarray, h: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Assignment step of k-means: nearest centre of every box, its distance and the second-nearest distance.
+
+    Chapter 3 (anchor boxes by k-means) shows it.
 
     One pass per centre over contiguous (n,) columns: for small k this is several
     times faster than an (n, k) matrix followed by ``argmin`` along its short axis.
@@ -234,20 +243,33 @@ class AnchorKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         n_trials = 2 + int(np.log(k))
         centers = np.empty((k, 2), dtype=X.dtype)
         centers[0] = X[rng.randint(n)]
-        closest = _nearest_two(w, h, centers[:1])[1]  # (n,)
+        closest = nearest_two(w, h, centers[:1])[1]  # (n,)
         for c in range(1, k):
             cumulative = np.cumsum(closest)
             draws = rng.uniform(size=n_trials) * cumulative[-1]
             candidates = np.minimum(np.searchsorted(cumulative, draws, side="right"), n - 1)
-            trials = [np.minimum(closest, _nearest_two(w, h, X[i : i + 1])[1]) for i in candidates]
+            trials = [np.minimum(closest, nearest_two(w, h, X[i : i + 1])[1]) for i in candidates]
             best = int(np.argmin([t.sum() for t in trials]))
             centers[c] = X[candidates[best]]
             closest = trials[best]
         return centers
 
-    def _centers_from(self, X: np.ndarray, labels: np.ndarray, sums: np.ndarray, counts: np.ndarray,
+    def update_centers(self, X: np.ndarray, labels: np.ndarray, sums: np.ndarray, counts: np.ndarray,
                       centers: np.ndarray) -> np.ndarray:
-        """Update step: the mean (from running sums) or median of each non-empty cluster."""
+        """Update step of k-means: the mean (from running sums) or median of each non-empty cluster.
+
+        Chapter 3 (anchor boxes by k-means) shows it.
+
+        Args:
+            X: (n, 2) the boxes.
+            labels: (n,) the cluster of each box.
+            sums: (k, 2) sums of the boxes of each cluster (used by the mean).
+            counts: (k,) boxes per cluster.
+            centers: (k, 2) the current centres (kept for empty clusters).
+
+        Returns:
+            (k, 2) the new centres.
+        """
         new = centers.copy()
         filled = np.flatnonzero(counts)
         if self.center == "mean":
@@ -272,14 +294,14 @@ class AnchorKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         k, n = self.n_clusters, len(X)
         w, h = np.ascontiguousarray(X[:, 0]), np.ascontiguousarray(X[:, 1])
         centers = self._init_centers(X, distinct, rng)
-        labels, nearest, second = _nearest_two(w, h, centers)
+        labels, nearest, second = nearest_two(w, h, centers)
         drift = 0.0  # twice the largest centre move, summed over iterations
         deadline = second - nearest - 1e-12  # (n,) look at a box again once drift reaches this
         counts = np.bincount(labels, minlength=k)
         sums = np.stack([np.bincount(labels, weights=c, minlength=k) for c in (w, h)], axis=1)  # (k, 2)
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
-            new = self._centers_from(X, labels, sums, counts, centers)
+            new = self.update_centers(X, labels, sums, counts, centers)
             empty = np.flatnonzero(counts == 0)
             if empty.size:
                 # An empty cluster restarts at the boxes farthest from their centres.
@@ -292,7 +314,7 @@ class AnchorKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             check = np.flatnonzero(deadline <= drift)  # boxes whose label may have changed
             changed = 0
             if check.size:
-                new_labels, nearest, second = _nearest_two(w[check], h[check], centers)
+                new_labels, nearest, second = nearest_two(w[check], h[check], centers)
                 moving = new_labels != labels[check]
                 changed = int(np.count_nonzero(moving))
                 if changed:
@@ -307,7 +329,7 @@ class AnchorKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 break  # strict convergence: no box changed cluster, the centres are final
             if shift <= tol:
                 break
-        labels, nearest, _ = _nearest_two(w, h, centers)
+        labels, nearest, _ = nearest_two(w, h, centers)
         return centers, labels, float(nearest.sum()), n_iter
 
     def fit(self, X, y=None) -> "AnchorKMeans":
@@ -455,3 +477,69 @@ def to_grid_units(centers: np.ndarray | Tensor, grid_size: int | tuple[int, int]
     gw, gh = (grid_size, grid_size) if isinstance(grid_size, int) else grid_size
     c = centers.detach().clone() if isinstance(centers, Tensor) else torch.as_tensor(np.asarray(centers))
     return (c * c.new_tensor([gw, gh])).float()
+
+
+# ---------------------------------------------------------------- labelling anchors for training (chapter 6)
+
+
+def label_by_iou(iou: Tensor, positive: float, negative: float | None = None, *, best_match: bool = True) -> Tensor:
+    """Label anchors positive, negative or ignored from their IoU with the objects.
+
+    The rule of Faster R-CNN's region proposal network (``positive=0.7``,
+    ``negative=0.3``) and of SSD (``positive=0.5``, no ignored band). An anchor is
+    positive when its best IoU with an object is at least ``positive``, or, with
+    ``best_match``, when it is the anchor of highest IoU for some object (so every
+    object gets one); negative when it is not positive and its best IoU is below
+    ``negative``; ignored otherwise. Chapter 6 (the loss) compares it with YOLO v2's rule.
+
+    Args:
+        iou: (N, M) IoU of N anchor boxes with M objects.
+        positive: IoU from which an anchor is positive.
+        negative: IoU below which it is negative (default ``positive``: nothing is ignored).
+        best_match: also make each object's best anchor positive (when that IoU is above 0).
+
+    Returns:
+        (N,) int64: 1 positive, 0 negative, -1 ignored.
+    """
+    if not isinstance(iou, Tensor) or iou.dim() != 2:
+        shape = tuple(iou.shape) if isinstance(iou, Tensor) else type(iou).__name__
+        raise ValueError(f"Expected iou of shape (N anchors, M objects), got {shape}.")
+    negative = positive if negative is None else negative
+    if not 0 <= negative <= positive <= 1:
+        raise ValueError(f"Expected 0 <= negative <= positive <= 1, got negative={negative}, positive={positive}.")
+    n, m = iou.shape
+    best = iou.amax(dim=1) if m else iou.new_zeros(n)  # (N,)
+    labels = torch.full((n,), -1, dtype=torch.int64, device=iou.device)
+    labels[best < negative] = 0
+    pos = best >= positive
+    if best_match and m:
+        top = iou.argmax(dim=0)  # (M,) each object's best anchor
+        pos[top[iou[top, torch.arange(m, device=iou.device)] > 0]] = True
+    labels[pos] = 1
+    return labels
+
+
+def hard_negatives(labels: Tensor, loss: Tensor, ratio: float = 3.0) -> Tensor:
+    """SSD's hard negative mining: keep the negatives of highest loss, at most ``ratio`` per positive.
+
+    The other negatives are ignored (they add nothing to the loss). Chapter 6 (the loss)
+    compares it with YOLO v2, which keeps every negative with weight 1.
+
+    Args:
+        labels: (N,) 1 positive, 0 negative, -1 ignored (from :func:`label_by_iou`).
+        loss: (N,) the confidence loss of each anchor as a negative (``-log P(background)``).
+        ratio: negatives kept per positive (3).
+
+    Returns:
+        (N,) int64 labels where only the hardest negatives are still 0; ties go to the lower index.
+    """
+    if not isinstance(labels, Tensor) or not isinstance(loss, Tensor) or labels.shape != loss.shape or labels.dim() != 1:
+        raise ValueError("Expected labels and loss of the same shape (N,).")
+    if ratio < 0:
+        raise ValueError(f"Expected ratio >= 0, got {ratio}.")
+    out = labels.clone()
+    negatives = (labels == 0).nonzero().flatten()
+    keep = min(int(ratio * int((labels == 1).sum())), negatives.numel())
+    order = torch.argsort(loss[negatives], descending=True, stable=True)
+    out[negatives[order[keep:]]] = -1
+    return out

@@ -2,7 +2,9 @@
 
 Chapter 3 (anchor boxes by k-means) uses the shape-only IoU of ``wh_iou``;
 chapter 5 (direct location prediction) converts between ``xyxy`` and
-``cxcywh``; chapter 9 (detections on real images) uses ``nms`` and
+``cxcywh``; the page "From 845 boxes to a few detections" (a section of
+chapter 5) walks through ``nms_trace``, the one-box-at-a-time form of
+``batched_nms``; chapter 9 (detections on real images) uses ``nms`` and
 ``batched_nms``.
 
 Conventions used across the library:
@@ -16,6 +18,8 @@ Conventions used across the library:
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -32,6 +36,8 @@ __all__ = [
     "wh_iou",
     "nms",
     "batched_nms",
+    "NMSTrace",
+    "nms_trace",
 ]
 
 
@@ -361,3 +367,65 @@ def batched_nms(
     if max_kept is not None and max_kept < 0:
         raise ValueError(f"Expected max_kept >= 0 or None, got {max_kept}.")
     return _blocked_nms(boxes, scores, classes, iou_threshold, len(boxes) if max_kept is None else max_kept)
+
+
+class NMSTrace(NamedTuple):
+    """What greedy NMS did to each box, one decision at a time.
+
+    Attributes:
+        order: (N,) indices of the boxes by decreasing score (ties: lower index first),
+            the order in which NMS visits them.
+        kept: (K,) indices of the kept boxes, by decreasing score (as :func:`batched_nms`).
+        suppressed_by: (N,) for each box, the index of the kept box that removed it, or
+            -1 for a kept box.
+        iou: (N,) the IoU with that box (0 for a kept box).
+    """
+
+    order: Tensor
+    kept: Tensor
+    suppressed_by: Tensor
+    iou: Tensor
+
+
+def nms_trace(boxes: Tensor, scores: Tensor, iou_threshold: float, classes: Tensor | None = None) -> NMSTrace:
+    """Greedy (class-wise) NMS written as the textbook loop, recording who removed whom.
+
+    Visit the boxes by decreasing score; a box that no kept box has removed is
+    kept, and it removes every later box of its class whose IoU with it is
+    strictly above ``iou_threshold``. The kept boxes are exactly those of
+    :func:`batched_nms` (or :func:`nms` when ``classes`` is None); this version
+    holds the whole (N, N) IoU matrix, so it is for explaining a few hundred
+    boxes, not for speed. The page "From 845 boxes to a few detections"
+    (chapter 5) steps through it.
+
+    Args:
+        boxes: (N, 4) corners.
+        scores: (N,) scores.
+        iou_threshold: a box is removed by a kept box of its class overlapping it above this IoU.
+        classes: (N,) integer class of each box; ``None``: one class.
+
+    Returns:
+        :class:`NMSTrace`.
+    """
+    _check_nms_inputs(boxes, scores)
+    if classes is not None and (not isinstance(classes, Tensor) or classes.shape != scores.shape):
+        got = tuple(classes.shape) if isinstance(classes, Tensor) else type(classes).__name__
+        raise ValueError(f"Expected classes of shape ({boxes.shape[0]},), got {got}.")
+    n = boxes.shape[0]
+    order = torch.argsort(scores, descending=True, stable=True)  # (N,)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(n, device=boxes.device)
+    iou = box_iou(boxes, boxes)  # (N, N)
+    same = classes[:, None] == classes[None, :] if classes is not None else torch.ones_like(iou, dtype=torch.bool)
+    suppressed_by = torch.full((n,), -1, dtype=torch.int64, device=boxes.device)
+    by_iou = torch.zeros(n, dtype=iou.dtype, device=boxes.device)
+    kept = []
+    for i in order.tolist():
+        if suppressed_by[i] >= 0:
+            continue  # an earlier kept box removed it
+        kept.append(i)
+        hit = (iou[i] > iou_threshold) & same[i] & (rank > rank[i]) & (suppressed_by < 0)
+        suppressed_by[hit] = i
+        by_iou[hit] = iou[i, hit]
+    kept_t = torch.tensor(kept, dtype=torch.int64, device=boxes.device)
+    return NMSTrace(order, kept_t, suppressed_by, by_iou)

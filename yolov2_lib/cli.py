@@ -149,7 +149,7 @@ def _source(args: argparse.Namespace, images_required: bool = True) -> tuple[str
 
 
 def _records(args: argparse.Namespace, split: str, class_names, images_required: bool = True):
-    from .data.voc import BCCD_CLASSES, VOC_CLASSES, read_boxes_csv, read_voc
+    from .data.voc import BCCD_CLASSES, VOC_CLASSES, csv_class_names, read_boxes_csv, read_voc
 
     kind, path, images = _source(args, images_required)
     splits = _split_names(split)
@@ -163,10 +163,7 @@ def _records(args: argparse.Namespace, split: str, class_names, images_required:
         if class_names is None and args.dataset == "bccd":
             class_names = list(BCCD_CLASSES)
         if class_names is None:
-            import csv
-
-            with open(path, newline="") as f:
-                class_names = sorted({row.get("class") or "" for row in csv.DictReader(f)})
+            class_names = csv_class_names(path)
         recs = read_boxes_csv(path, images, splits=splits, class_names=class_names, image_ext=args.image_ext)
         return _all_splits_found(recs, splits, path), list(class_names)
     except ValueError as exc:
@@ -203,6 +200,8 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     try:
         if "-" in text:
             lo, hi = (int(v) for v in text.split("-"))
+            if lo > hi:
+                raise argparse.ArgumentTypeError(f"{what} {text}: the range is reversed; write {hi}-{lo}")
             values = tuple(range(lo, hi + 1, 32))
         else:
             values = tuple(int(v) for v in text.split(","))
@@ -258,17 +257,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .data.transforms import Augment
     from .model import YOLOv2, YOLOv2Config
     from .runtime import seed_everything
-    from .train import NonFiniteLossError, Trainer, TrainConfig, load_checkpoint
+    from .train import NonFiniteLossError, Trainer, TrainConfig
 
-    seed_everything(args.seed)
     out = Path(args.out)
     resume = None
     if args.resume and args.init:
         raise _CLIError("--init starts a new run from some weights, --resume continues a run: use one of them.")
+    _check_device(args.device)
+    _check_writable(out, "--out", folder=True)
     if args.resume:
         resume = out / "last.pt" if args.resume == "last" else Path(args.resume)
         if not resume.is_file():
             raise _CLIError(f"--resume: checkpoint {resume} does not exist.")
+        run = _read_run(resume)
+        _keep_run_settings(args, run["config"] or {}, _given_options(args, "train"))
+    elif not args.force and _run_files(out):
+        raise _CLIError(f"--out {out} holds a run ({', '.join(_run_files(out))}): pass --resume to continue it, "
+                        "--force to train a new run over it, or choose another --out.")
+    if args.batch_size % args.accumulate:
+        raise _CLIError(f"--accumulate {args.accumulate} must divide --batch-size {args.batch_size}: each update "
+                        "is split into that many equal micro-batches.")
+    seed_everything(args.seed)
     class_names = _class_names(args)
     augment = None if args.no_augment else Augment(jitter=args.jitter)
     train_set = _dataset(args, args.train_split, class_names, augment=augment, letterbox=args.letterbox,
@@ -285,6 +294,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         config = TrainConfig(
             epochs=args.epochs, max_iterations=args.max_iterations, batch_size=args.batch_size,
+            max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
             accumulate=args.accumulate, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
             weight_decay=args.weight_decay,
             burn_in=args.burn_in, steps=args.steps, grad_clip=args.grad_clip, sizes=args.sizes,
@@ -298,7 +308,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise _CLIError(str(exc)) from None
 
     if resume is not None:
-        model = YOLOv2(YOLOv2Config(**load_checkpoint(resume)["model_config"]))
+        if run["model_config"] is None:
+            raise _CLIError(f"--resume: {resume} holds no YOLOv2 configuration.")
+        if list(run["class_names"] or []) != class_names:
+            raise _CLIError(f"--resume: {resume} detects {', '.join(run['class_names'] or [])} but the training "
+                            f"data has {', '.join(class_names)}: a run continues on the same classes in the same "
+                            "order (pass --classes).")
+        model = YOLOv2(YOLOv2Config(**run["model_config"]))
         print(f"resuming from {resume}")
     elif args.init:
         model, init_record = _initial_model(args.init, class_names)
@@ -313,7 +329,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         else:
             anchors = {"voc": VOC_ANCHORS.tolist(), "coco": COCO_ANCHORS.tolist()}.get(args.anchors, args.anchors)
         model = YOLOv2(num_classes=len(class_names), anchors=anchors, width=args.width)
-    trainer = Trainer(model, train_set, config, val_data=val_set, class_names=class_names, resume=resume)
+    try:
+        trainer = Trainer(model, train_set, config, val_data=val_set, class_names=class_names, resume=resume)
+    except ValueError as exc:
+        raise _CLIError(str(exc)) from None
+    if trainer.resumed_changes and trainer.rank == 0:
+        print(f"from update {trainer.iteration + 1} on: " + ", ".join(
+            f"{k} {_shown(a)} -> {_shown(b)}" for k, (a, b) in trainer.resumed_changes.items()))
     if args.init and resume is None:
         trainer.provenance["init"] = init_record  # where the starting weights came from, and how they were made
     if trainer.rank == 0:
@@ -324,14 +346,118 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except NonFiniteLossError as exc:
         print(f"yolov2 train: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a full disk, a folder removed midway: each checkpoint is written whole or not at all
+        raise _CLIError(f"writing to {out} failed ({exc.strerror or exc}); the checkpoints written before are "
+                        "intact: free space or fix the folder, then --resume.") from None
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     if trainer.rank == 0:
-        best = ("" if trainer.best_map is None
+        kept = trainer.best_checkpoint is not None and trainer.best_checkpoint.is_file()
+        best = ("" if trainer.best_map is None or not kept
                 else f"; best val mAP@0.5 {100 * trainer.best_map:.2f}% -> {trainer.best_checkpoint}")
         print(f"done: {trainer.iteration} updates, last checkpoint {trainer.last_checkpoint}{best}")
     return 0
+
+
+_RUN_FILES = ("last.pt", "best.pt", "history.json")
+
+
+def _run_files(out: Path) -> list[str]:
+    """The files of a training run that ``out`` holds."""
+    return [name for name in _RUN_FILES if (out / name).exists()]
+
+
+def _read_run(path: Path) -> dict:
+    """The settings, network and classes of the run a checkpoint continues."""
+    from .train import load_checkpoint
+
+    try:
+        state = load_checkpoint(path)
+    except ValueError as exc:
+        raise _CLIError(f"--resume: {exc}") from None
+    return {key: state.get(key) for key in ("config", "model_config", "class_names")}
+
+
+# Options of `train` that keep the run's value on --resume unless they are given again
+# (the option's dest is the TrainConfig field).
+_RUN_SETTINGS = ("epochs", "max_iterations", "batch_size", "accumulate", "lr", "optimizer", "momentum",
+                 "weight_decay", "burn_in", "steps", "grad_clip", "sizes", "size_every", "seed", "freeze_bn",
+                 "eval_every", "eval_size", "checkpoint_every")
+
+
+def _given_options(args: argparse.Namespace, command: str) -> set[str]:
+    """The destinations of the options written on the command line (not left at their defaults)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    for action in sub._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(getattr(args, "argv", None) or [command]))) - {"command", "func"}
+
+
+def _keep_run_settings(args: argparse.Namespace, saved: dict, given: set[str]) -> None:
+    """On --resume, every setting not given again is the run's own (a default must not change it)."""
+    for name in _RUN_SETTINGS:
+        if name not in given and name in saved:
+            value = saved[name]
+            setattr(args, name, tuple(value) if isinstance(value, list) else value)
+    if not {"ema_decay", "no_ema"} & given and "ema_decay" in saved:
+        args.no_ema = saved["ema_decay"] is None
+        args.ema_decay = saved["ema_decay"] if saved["ema_decay"] is not None else args.ema_decay
+    if not {"amp", "bf16"} & given and "amp" in saved:
+        args.amp, args.bf16 = saved["amp"], False
+    if "no_channels_last" not in given and "channels_last" in saved:
+        args.no_channels_last = saved["channels_last"] is False
+    if hasattr(args, "max_minutes") and "max_minutes" not in given and saved.get("max_seconds") is not None:
+        args.max_minutes = saved["max_seconds"] / 60
+
+
+def _shown(value) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _check_writable(path: Path, option: str, *, folder: bool) -> None:
+    """Stop before any work when ``path`` (a folder to fill, or a file to write) cannot be written."""
+    import tempfile
+
+    if folder and path.exists() and not path.is_dir():
+        raise _CLIError(f"{option} {path} is a file, not a folder: give a folder for the outputs.")
+    if not folder and path.is_dir():
+        raise _CLIError(f"{option} {path} is a folder: give a file name.")
+    existing = path if folder and path.is_dir() else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise _CLIError(f"{option} {path}: {existing} is a file, so no folder can be made there.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise _CLIError(f"{option} {path}: cannot write in {existing} ({exc.strerror or exc}); "
+                        "choose a writable place.") from None
+
+
+def _check_device(name: str | None) -> None:
+    """Stop before any work on a --device this PyTorch cannot use."""
+    if name is None:
+        return
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise _CLIError(f"--device {name!r} is not a device name: use cpu, cuda, cuda:N or mps.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise _CLIError(f"--device {name}: no CUDA GPU is usable here (this PyTorch is built without CUDA, or "
+                            "no GPU is visible); use --device cpu, or install a CUDA build of PyTorch.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise _CLIError(f"--device {name}: there are {torch.cuda.device_count()} GPU(s), numbered from 0.")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise _CLIError(f"--device {name}: Apple's MPS is not available here; use --device cpu.")
+    elif device.type != "cpu":
+        raise _CLIError(f"--device {name}: only cpu, cuda and mps are supported.")
 
 
 def _initial_model(name: str, class_names: list[str]):
@@ -378,6 +504,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from .train import evaluate_model
 
+    _check_device(args.device)
+    if args.json and args.json != "-":
+        _check_writable(Path(args.json), "--json", folder=False)
     loaded = _load(args)
     letterbox = loaded.letterbox if args.letterbox is None else args.letterbox
     data = _dataset(args, args.split, _class_names(args) or loaded.class_names, letterbox=letterbox)
@@ -386,7 +515,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                         f"{loaded.class_names}.")
     result = evaluate_model(
         loaded.model, data, input_size=args.size, batch_size=args.batch_size, num_workers=args.workers,
-        conf_threshold=args.conf, nms_threshold=args.nms, amp="bf16" if args.bf16 else "off",
+        conf_threshold=args.conf, nms_threshold=args.nms, amp="bf16" if args.bf16 else args.amp,
         class_names=loaded.class_names, progress=not args.no_progress,
     )
     record = {"checkpoint": str(args.checkpoint), "split": args.split, "images": len(data),
@@ -426,6 +555,15 @@ def _palette(index: int) -> tuple[int, int, int]:
     return colours[index % len(colours)]
 
 
+def _picture(image):
+    """An 8-bit RGB PIL image of a (3, H, W) tensor in [0, 1] as :func:`~yolov2_lib.data.voc.load_image`
+    decodes it: what the detector saw, so a 16-bit or palette image is drawn as it is seen."""
+    from PIL import Image
+
+    pixels = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).contiguous().numpy()  # (H, W, 3)
+    return Image.fromarray(pixels, "RGB")
+
+
 def _draw(image, detections, class_names: list[str]):
     """A copy of a PIL image with each detection drawn as a box and a 'class score' label."""
     from PIL import ImageDraw
@@ -449,15 +587,13 @@ def _draw(image, detections, class_names: list[str]):
 def _cmd_detect(args: argparse.Namespace) -> int:
     import json
 
-    from PIL import Image
-
     from .data.voc import ImageLoadError, load_image
     from .train import detect_images
 
-    paths = _image_paths(args.images)
-    loaded = _load(args)
-    letterbox = loaded.letterbox if args.letterbox is None else args.letterbox
+    _check_device(args.device)
     out = Path(args.out)
+    _check_writable(out, "--out", folder=True)
+    paths = _image_paths(args.images)
     inputs = {p.resolve() for p in paths}
     targets: dict[Path, Path] = {}
     for p in paths:
@@ -468,6 +604,12 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         if target.resolve() in inputs:
             raise _CLIError(f"writing {target} would overwrite an input image; choose another --out.")
         targets[p] = target
+    there = [t.name for t in (*targets.values(), out / "detections.json") if t.exists()]
+    if there and not args.force:
+        shown = ", ".join(there[:3]) + (f" and {len(there) - 3} more" if len(there) > 3 else "")
+        raise _CLIError(f"--out {out} already holds {shown}: pass --force to replace them, or choose another --out.")
+    loaded = _load(args)
+    letterbox = loaded.letterbox if args.letterbox is None else args.letterbox
     out.mkdir(parents=True, exist_ok=True)
     status, report = 0, []
     for p in paths:
@@ -479,9 +621,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             continue
         dets = detect_images(loaded.model, [image], input_size=args.size, letterbox=letterbox,
                              conf_threshold=args.score, nms_threshold=args.nms,
-                             amp="bf16" if args.bf16 else "off")[0].cpu()
-        with Image.open(p) as pil:
-            _draw(pil, dets, loaded.class_names).save(targets[p], quality=95)
+                             amp="bf16" if args.bf16 else args.amp)[0].cpu()
+        _draw(_picture(image), dets, loaded.class_names).save(targets[p], quality=95)
         report.append({"image": str(p), "output": str(targets[p]), "detections": [
             {"box": [round(v, 2) for v in row[:4]], "score": round(row[4], 4),
              "class": loaded.class_names[int(row[5])]} for row in dets.tolist()]})
@@ -514,7 +655,7 @@ def _add_train_parser(sub) -> None:
                    help="split (CSV) or image set (VOC) to train on; several joined by commas (train,val)")
     t.add_argument("--val-split", default="val", help="split to select the best checkpoint on, or 'none'")
     m = t.add_argument_group("model")
-    m.add_argument("--width", type=float, default=1.0, help="channel multiplier (1 is darknet's network)")
+    m.add_argument("--width", type=_width, default=1.0, help="channel multiplier (1 is darknet's network)")
     m.add_argument("--anchors", type=_anchor_values, default="kmeans",
                    help="kmeans (IoU k-means on the training boxes), voc, coco, or 'w,h w,h ...' in grid cells")
     m.add_argument("--num-anchors", type=_positive, default=5, help="k for --anchors kmeans")
@@ -526,6 +667,9 @@ def _add_train_parser(sub) -> None:
     s = t.add_argument_group("schedule")
     s.add_argument("--epochs", type=_positive, default=160, help="passes over the training split")
     s.add_argument("--max-iterations", type=int, default=None, help="stop after this many updates instead")
+    s.add_argument("--max-minutes", type=_minutes, default=None,
+                   help="a wall-time budget, validations included: stop when it is spent (the rate's "
+                        "fractional --steps then happen at those fractions of the budget)")
     s.add_argument("--batch-size", type=_positive, default=64, help="global batch (all processes)")
     s.add_argument("--accumulate", type=_positive, default=1, help="micro-batches per update (darknet subdivisions)")
     s.add_argument("--lr", type=float, default=1e-3, help="base learning rate")
@@ -547,19 +691,23 @@ def _add_train_parser(sub) -> None:
     d.add_argument("--eval-size", type=_side, default=416, help="input side for validation (and k-means grid)")
     d.add_argument("--letterbox", action="store_true", help="keep the aspect ratio (grey borders)")
     d.add_argument("--no-augment", action="store_true", help="no jitter, flip or colour augmentation")
-    d.add_argument("--jitter", type=float, default=0.2, help="crop jitter (darknet 0.2)")
+    d.add_argument("--jitter", type=_jitter, default=0.2, help="crop jitter, in [0, 0.5) (darknet 0.2)")
     h = t.add_argument_group("run")
     h.add_argument("--out", default="runs/yolov2", help="folder for last.pt, best.pt and history.json")
     h.add_argument("--resume", nargs="?", const="last", default=None, metavar="CHECKPOINT",
-                   help="continue from CHECKPOINT (default OUT/last.pt)")
+                   help="continue from CHECKPOINT (default OUT/last.pt); options not given again keep the run's "
+                        "values, and a changed --lr, --momentum, --weight-decay or --ema-decay applies from the "
+                        "next update (recorded in the checkpoint's provenance)")
+    h.add_argument("--force", action="store_true", help="train a new run in an --out that holds one (replacing it)")
     h.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (0: at the end)")
     h.add_argument("--checkpoint-every", type=int, default=0, help="also write last.pt every N updates")
-    h.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    h.add_argument("--workers", type=_count, default=2, help="DataLoader worker processes")
     h.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     h.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
-                   help="mixed precision: auto is bf16 on GPUs that compute it natively (compute "
-                        "capability 8.0+), fp16 on older ones, off on CPU")
-    h.add_argument("--bf16", action="store_true", help="same as --amp bf16 (fast on CPUs with AVX512-BF16/AMX)")
+                   help="mixed precision: auto is bf16 where the hardware computes it natively (CPUs with "
+                        "AVX512-BF16 or AMX, GPUs of compute capability 8.0+), fp16 on older GPUs, "
+                        "float32 elsewhere")
+    h.add_argument("--bf16", action="store_true", help="same as --amp bf16 (slow where it is not native)")
     h.add_argument("--no-channels-last", action="store_true",
                    help="keep the default memory format (channels-last is used on CUDA and CPU)")
     h.add_argument("--seed", type=int, default=0, help="seed of weights, batches and augmentation")
@@ -572,12 +720,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .train import export_weights
 
     source, out = Path(args.checkpoint), Path(args.out)
+    if out.suffix == ".onnx":
+        return _export_onnx(args, out)
     if not source.is_file():
         raise _CLIError(f"checkpoint {source} does not exist.")
     if out.suffix != ".pt":
-        raise _CLIError(f"--out {out}: the weights file must end in .pt (its provenance goes beside it as .json).")
-    if out.exists() and not args.force:
-        raise _CLIError(f"{out} exists; pass --force to replace it.")
+        raise _CLIError(f"--out {out}: the file must end in .pt (weights; their provenance goes beside it as "
+                        f".json) or .onnx (the network for ONNX runtimes).")
+    _check_writable(out, "out", folder=False)
+    there = [str(p) for p in (out, out.with_suffix(".json")) if p.exists()]
+    if there and not args.force:
+        raise _CLIError(f"{' and '.join(there)} exist{'s' if len(there) == 1 else ''}; pass --force to replace "
+                        f"{'it' if len(there) == 1 else 'them'}.")
     results = {}
     for item in args.result:
         key, sep, value = item.partition("=")
@@ -595,16 +749,45 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_onnx(args: argparse.Namespace, out: Path) -> int:
+    """`yolov2 export CHECKPOINT model.onnx`: the network as ONNX (see yolov2_lib.onnx_export)."""
+    if args.result:
+        raise _CLIError("--result is recorded in .pt exports only; an .onnx file keeps the detector's description.")
+    try:
+        from .onnx_export import export_onnx
+    except ImportError as exc:  # pragma: no cover - the module itself imports only torch and numpy
+        raise _CLIError(str(exc)) from None
+    _check_writable(out, "out", folder=False)
+    if out.exists() and not args.force:
+        raise _CLIError(f"{out} exists; pass --force to replace it.")
+    loaded, path = _load_checkpoint(args.checkpoint, use_ema=not args.no_ema)
+    if out.resolve() == path.resolve():
+        raise _CLIError(f"writing {out} would overwrite the checkpoint; choose another output file.")
+    try:
+        done = export_onnx(loaded.model, out, weights="fp32" if args.fp32 else "auto",
+                           class_names=loaded.class_names, letterbox=loaded.letterbox, input_size=args.size)
+    except ImportError as exc:
+        raise _CLIError(str(exc)) from None
+    (side, batch), diff = next(iter(done.max_abs_diff.items()))
+    print(f"wrote {out} ({done.num_bytes / 1e6:.1f} MB; {done.fp16_tensors} weight tensors in float16, "
+          f"{done.fp32_tensors} in float32): batch and input size dynamic (sides multiples of 32); "
+          f"ONNX Runtime's head differs from PyTorch's by {diff:.1e} at {side}x{side}")
+    return 0
+
+
 def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a checkpoint of `yolov2 train` (last.pt or best.pt), exported "
                                       "weights, or the name of a shipped detector (bccd)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not their average")
     p.add_argument("--size", type=_side, default=416, help="network input side (a multiple of 32)")
-    p.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold")
+    p.add_argument("--nms", type=_fraction, default=0.45, help="NMS IoU threshold")
     p.add_argument("--letterbox", action=argparse.BooleanOptionalAction, default=None,
                    help="letterbox the images (default: as in training)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: cpu)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
+                   help="mixed precision: auto is bf16 where the hardware computes it natively, fp16 on "
+                        "older GPUs, float32 elsewhere")
+    p.add_argument("--bf16", action="store_true", help="same as --amp bf16")
 
 
 def _side(text: str) -> int:
@@ -618,6 +801,17 @@ def _side(text: str) -> int:
     return value
 
 
+def _minutes(text: str) -> float:
+    """A positive, finite number of minutes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of minutes, got {text}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -625,6 +819,51 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A number of things that may be zero (worker processes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    """A threshold between 0 and 1 (a score or an IoU)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _width(text: str) -> float:
+    """A channel multiplier: a positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 (1 is darknet's network, 0.25 a quarter of its channels), "
+                                         f"got {text}")
+    return value
+
+
+def _jitter(text: str) -> float:
+    """Darknet's crop jitter: each side moves by up to this fraction of the image."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 0.5:
+        raise argparse.ArgumentTypeError(f"must be in [0, 0.5) (a fraction of the image per side), got {text}")
     return value
 
 
@@ -636,9 +875,9 @@ def _add_inference_parsers(sub) -> None:
     _add_checkpoint_options(e)
     _add_data_options(e)
     e.add_argument("--split", default="test", help="split (CSV) or image set (VOC); several joined by commas")
-    e.add_argument("--conf", type=float, default=0.005, help="keep detections scoring above this")
+    e.add_argument("--conf", type=_fraction, default=0.005, help="keep detections scoring above this")
     e.add_argument("--batch-size", type=_positive, default=8, help="images per forward pass")
-    e.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    e.add_argument("--workers", type=_count, default=0, help="DataLoader worker processes")
     e.add_argument("--json", metavar="PATH", help="also write the result as JSON ('-': print JSON only)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=_cmd_eval)
@@ -651,18 +890,29 @@ def _add_inference_parsers(sub) -> None:
     _add_checkpoint_options(d)
     d.add_argument("images", nargs="+", help="image files or folders")
     d.add_argument("--out", default="detections", help="output folder")
-    d.add_argument("--score", type=float, default=0.25, help="draw detections scoring above this")
+    d.add_argument("--score", type=_fraction, default=0.25, help="draw detections scoring above this")
+    d.add_argument("--force", action="store_true",
+                   help="replace drawings and detections.json that --out already holds")
     d.set_defaults(func=_cmd_detect)
 
-    x = sub.add_parser("export", help="write a checkpoint's weights and provenance as a small file",
+    x = sub.add_parser("export", help="write a checkpoint's weights and provenance as a small file, or as ONNX",
                        description="Keep what inference needs from a training checkpoint -- model "
                                    "configuration, (averaged) weights, class names -- with the run's "
                                    "provenance (command, commit, time, hardware); a JSON copy of everything "
-                                   "but the weights goes beside it. The checkpoint is not modified.",
+                                   "but the weights goes beside it. The checkpoint is not modified. "
+                                   "With an OUT ending in .onnx, write the network instead as an ONNX file "
+                                   "(raw head, any batch size and any input side that is a multiple of 32, "
+                                   "darknet's reorg order) for ONNX Runtime and the browser (chapter 10); "
+                                   "CHECKPOINT may then also be a shipped detector's name (bccd), and the "
+                                   "file is checked against PyTorch with ONNX Runtime.",
                        formatter_class=_HelpFormatter)
-    x.add_argument("checkpoint", help="best.pt or last.pt of `yolov2 train`")
-    x.add_argument("out", help="the .pt file to write")
-    x.add_argument("--fp32", action="store_true", help="store float32 weights (default: float16, half the size)")
+    x.add_argument("checkpoint", help="best.pt or last.pt of `yolov2 train` (for .onnx also exported weights "
+                                      "or a shipped detector's name)")
+    x.add_argument("out", help="the .pt file to write, or an .onnx file")
+    x.add_argument("--fp32", action="store_true", help="store float32 weights (default: float16, half the size; "
+                                                       "for .onnx: float16 where that loses nothing)")
+    x.add_argument("--size", type=_side, default=416, help="for .onnx: the input side recorded as the detector's "
+                                                           "own (the file accepts any multiple of 32)")
     x.add_argument("--no-ema", action="store_true", help="export the raw weights, not their average")
     x.add_argument("--result", action="append", default=[], metavar="KEY=VALUE",
                    help="a measured result to record, e.g. test_map=0.88 (repeatable)")
@@ -706,7 +956,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what was written, for the options --resume takes from the run instead
     from .runtime import tune_allocator  # torch loads only once the options are known to be good
 
     tune_allocator()  # every command's large CPU tensors reuse freed memory (see runtime.tune_allocator)

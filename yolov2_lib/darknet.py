@@ -57,6 +57,7 @@ __all__ = [
     "DarknetSoftmax",
     "Region",
     "Route",
+    "cfg_differences",
     "darknet_weight_count",
     "load_darknet",
     "load_darknet_weights",
@@ -200,6 +201,54 @@ def parse_cfg_string(text: str, source: str = "<string>") -> list[CfgSection]:
     if not sections:
         raise DarknetFormatError(f"{source}: no sections found; is this a darknet .cfg file?")
     return sections
+
+
+def _same_value(a: str | None, b: str | None) -> bool:
+    if a == b:
+        return True
+    if a is None or b is None:
+        return False
+    try:  # numbers as darknet reads them: "1.3221" and "1.32210" are one anchor
+        return np.array_equal(np.array(a.split(","), np.float32), np.array(b.split(","), np.float32))
+    except ValueError:
+        return False
+
+
+def cfg_differences(
+    a: Sequence[CfgSection], b: Sequence[CfgSection], keys: Sequence[str] | None = None
+) -> list[dict[str, tuple[str | None, str | None]]]:
+    """Section by section, where two parsed ``.cfg`` files differ.
+
+    Chapter 2 uses it to show that ``darknet19_448.cfg`` changes only the
+    ``[net]`` section of ``darknet19.cfg``, and that ``to_darknet_cfg(YOLOv2())``
+    is ``yolov2-voc.cfg`` layer for layer. Numbers are compared as darknet
+    reads them (float32, lists item by item), other values as text.
+
+    Args:
+        a, b: the sections of each file (:func:`parse_cfg`); ``[net]`` is section 0.
+        keys: compare only these options (and the section type); by default every
+            option either section sets.
+
+    Returns:
+        One dict per section position (as many as the longer file has):
+        ``{key: (value in a, value in b)}`` for each option that differs, with
+        ``None`` where a section does not set it; a differing section type is
+        reported under ``"type"``. An empty dict means the sections agree.
+    """
+    out = []
+    for k in range(max(len(a), len(b))):
+        sa, sb = (a[k] if k < len(a) else None), (b[k] if k < len(b) else None)
+        diff: dict[str, tuple[str | None, str | None]] = {}
+        ta, tb = (sa.type if sa else None), (sb.type if sb else None)
+        if ta != tb:
+            diff["type"] = (ta, tb)
+        oa, ob = (sa.options if sa else {}), (sb.options if sb else {})
+        names = list(dict.fromkeys([*oa, *ob])) if keys is None else list(keys)
+        for name in names:
+            if not _same_value(oa.get(name), ob.get(name)):
+                diff[name] = (oa.get(name), ob.get(name))
+        out.append(diff)
+    return out
 
 
 def _supported() -> str:
@@ -742,6 +791,11 @@ def read_darknet_weights(path: str | os.PathLike) -> tuple[DarknetHeader, np.nda
             f"{path}: header version {major}.{minor} needs {start} bytes, the file has {len(data)}."
         )
     seen = int(np.frombuffer(data, "<i8" if seen_bytes == 8 else "<i4", 1, 12)[0])
+    if seen < 0:
+        raise DarknetFormatError(
+            f"{path}: the header's 'seen' (images trained on) is negative ({seen}): the file is damaged or not "
+            "a darknet weights file."
+        )
     payload = len(data) - start
     if payload % 4:
         raise DarknetFormatError(
@@ -809,8 +863,10 @@ def load_darknet_weights(module: nn.Module, path: str | os.PathLike, *, strict: 
         The file's header (``seen`` = images the network was trained on).
 
     Raises:
-        DarknetFormatError: bad header, or a file too short (or, when
-            ``strict``, too long) for the network, with the float count.
+        DarknetFormatError: bad header, a file too short (or, when ``strict``,
+            too long) for the network, with the float count, or NaN or
+            infinite values, naming the first layer that holds them (the
+            module is then left unchanged).
     """
     header, data = read_darknet_weights(path)
     blocks = _conv_blocks(module)
@@ -833,6 +889,7 @@ def load_darknet_weights(module: nn.Module, path: str | os.PathLike, *, strict: 
             f"header, the network needs {need:,} ({len(data) - need:,} floats more); wrong cfg? "
             f"(strict=False ignores the tail)."
         )
+    _check_finite(module, blocks, data[:need], path)
     offset = 0
 
     def take(like: Tensor, count: int | None = None) -> Tensor:
@@ -859,6 +916,23 @@ def load_darknet_weights(module: nn.Module, path: str | os.PathLike, *, strict: 
             conv.bias.copy_(biases.view_as(conv.bias))
         conv.weight.copy_(take(conv.weight).view_as(conv.weight))
     return header
+
+
+def _check_finite(module: nn.Module, blocks: list[ConvBlock], data: np.ndarray, path: str | os.PathLike) -> None:
+    """Raise :class:`DarknetFormatError` naming the first layer whose values are NaN or infinite."""
+    finite = np.isfinite(data)
+    if finite.all():
+        return
+    offset = 0
+    for i, block in enumerate(blocks):
+        count = _block_count(block)
+        bad = int(count - finite[offset:offset + count].sum())
+        if bad:
+            raise DarknetFormatError(
+                f"{path}: {bad:,} NaN or infinite value(s) in {_layer_name(module, block, i)}; the file is "
+                "damaged, or was saved from a run that diverged. Nothing was loaded."
+            )
+        offset += count
 
 
 def _from_darknet_variance(var: Tensor, eps: float, name: str) -> Tensor:

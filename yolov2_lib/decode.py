@@ -1,8 +1,10 @@
 """Direct location prediction: from the raw head tensor to boxes and detections.
 
 Chapter 5 (direct location prediction) explains :func:`decode_boxes` and
-:func:`encode_boxes`; chapter 9 (detections on real images) uses
-:func:`postprocess` and :func:`letterbox_params`.
+:func:`encode_boxes`; its section "From 845 boxes to a few detections" takes
+:func:`class_scores`, :func:`candidates` and the NMS of :func:`postprocess` step by
+step; chapter 9 (detections on real images) uses :func:`postprocess` and
+:func:`letterbox_params`.
 
 For the cell in column ``c_x`` and row ``c_y`` of an ``H x W`` grid and an
 anchor (prior) of size ``(p_w, p_h)`` in grid-cell units, YOLO v2 predicts
@@ -33,6 +35,9 @@ __all__ = [
     "decode_boxes",
     "encode_boxes",
     "decode",
+    "class_scores",
+    "Candidates",
+    "candidates",
     "letterbox_params",
     "letterbox_resized_size",
     "postprocess",
@@ -223,6 +228,76 @@ def decode(raw: Tensor, anchors: Tensor | Sequence[Sequence[float]], num_classes
     objectness = torch.sigmoid(view[..., 4])
     class_probs = torch.softmax(view[..., 5:], dim=-1)
     return Decoded(boxes, objectness, class_probs)
+
+
+def class_scores(decoded: Decoded) -> Tensor:
+    """The class-specific score of every anchor and class: objectness times the class probability.
+
+    ``Pr(object) * Pr(class | object)``, the number a detection is ranked and
+    thresholded by (the section "From 845 boxes to a few detections" of chapter 5).
+
+    Args:
+        decoded: the output of :func:`decode`.
+
+    Returns:
+        (B, H, W, A, C) scores in [0, 1].
+    """
+    return decoded.objectness.unsqueeze(-1) * decoded.class_probs  # (B, H, W, A, C)
+
+
+class Candidates(NamedTuple):
+    """The (box, class) pairs of one image whose score passed the threshold, before NMS.
+
+    Attributes:
+        boxes: (N, 4) ``xyxy`` corners, in the image's pixels when an image size was
+            given, else normalised.
+        scores: (N,) class-specific scores.
+        classes: (N,) int64 class of each pair.
+        anchor_index: (N,) which of the H*W*A boxes, in (row, column, anchor) order.
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    classes: Tensor
+    anchor_index: Tensor
+
+
+def candidates(
+    raw: Tensor,
+    anchors: Tensor | Sequence[Sequence[float]],
+    num_classes: int,
+    conf_threshold: float,
+    *,
+    image_size: Sequence[float] | None = None,
+    index: int = 0,
+) -> Candidates:
+    """Every (box, class) pair of one image whose class-specific score is above the threshold.
+
+    The first half of :func:`postprocess` (which then runs class-wise NMS), for one
+    image stretched to the network input; explained in the section "From 845
+    boxes to a few detections" of chapter 5.
+
+    Args:
+        raw: (B, A*(5+C), H, W) head output.
+        anchors: (A, 2) anchors in grid-cell units.
+        num_classes: C.
+        conf_threshold: keep pairs with a score strictly above this.
+        image_size: (width, height) of the image in pixels; ``None`` keeps normalised boxes.
+        index: which image of the batch.
+
+    Returns:
+        :class:`Candidates`, in (row, column, anchor, class) order.
+    """
+    decoded = decode(raw, anchors, num_classes)
+    if not 0 <= index < raw.shape[0]:
+        raise ValueError(f"index {index} out of range for a batch of {raw.shape[0]}.")
+    scores = class_scores(decoded)[index].reshape(-1, num_classes)  # (H*W*A, C)
+    boxes = cxcywh_to_xyxy(decoded.boxes[index]).reshape(-1, 4)  # (H*W*A, 4)
+    if image_size is not None:
+        w, h = _check_size(image_size, "image_size")
+        boxes = boxes * boxes.new_tensor([w, h, w, h])
+    box_idx, cls = (scores > conf_threshold).nonzero(as_tuple=True)
+    return Candidates(boxes[box_idx], scores[box_idx, cls], cls, box_idx)
 
 
 # ---------------------------------------------------------------- letterbox

@@ -8,10 +8,8 @@ changing the answer:
 - channels-last memory layout, which oneDNN and cuDNN convolutions prefer,
 - reduced precision where the hardware computes it natively, through
   ``torch.autocast``: the weights stay float32 and each convolution runs in
-  bf16/fp16 (on a 2-core AVX512-BF16 CPU, YOLOv2-416 at batch 8, autocast
-  and casting the weights to bf16 both took 0.67 s against 1.35 s in fp32;
-  autocast was kept as it leaves the model untouched and numerically unsafe
-  ops in float32).
+  bf16/fp16 (about twice as fast as float32 where it is native); autocast
+  leaves the model untouched and numerically unsafe ops in float32.
 
 How ``precision="auto"`` picks (see :func:`resolve_precision`):
 
@@ -20,6 +18,11 @@ How ``precision="auto"`` picks (see :func:`resolve_precision`):
   AMX-BF16, see :func:`cpu_supports_bf16`), else fp32: without them bf16 is
   emulated and slower than fp32;
 - any other device: fp32.
+
+With ``YOLOV2_NO_BF16=1`` in the environment, every bf16 probe of the
+library (:func:`cpu_supports_bf16`, :func:`cuda_supports_bf16`) answers
+``False``: the library then behaves as on hardware without native bf16,
+which is what most laptops are.
 
 An explicit request the device cannot serve (fp16 on a CPU, bf16 on a GPU
 or CPU without it) warns and falls back to what ``"auto"`` picks there.
@@ -39,8 +42,9 @@ from torch import Tensor, nn
 
 from .decode import postprocess
 from .model import _check_image_batch, fuse_bn
+from .runtime import bf16_disabled
 
-__all__ = ["PRECISIONS", "Detector", "cpu_supports_bf16", "cuda_supports_bf16", "resolve_precision"]
+__all__ = ["PRECISIONS", "Detector", "box_agreement", "cpu_supports_bf16", "cuda_supports_bf16", "resolve_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # None: no autocast
@@ -55,8 +59,11 @@ def cpu_supports_bf16() -> bool:
     enough: it says ``"AVX512"`` both with and without the bf16 extension.
 
     Returns:
-        ``True`` when bf16 convolutions run natively on this CPU.
+        ``True`` when bf16 convolutions run natively on this CPU (always ``False`` when
+        ``YOLOV2_NO_BF16`` is set, see :func:`~yolov2_lib.runtime.bf16_disabled`).
     """
+    if bf16_disabled():
+        return False
     get_capabilities = getattr(torch.cpu, "get_capabilities", None)
     if get_capabilities is not None:
         try:
@@ -83,9 +90,9 @@ def cuda_supports_bf16(device: torch.device | int | None = None) -> bool:
     ``True`` for older GPUs (a T4, Colab's free GPU) that only emulate bf16, slowly.
 
     Returns:
-        ``False`` without CUDA.
+        ``False`` without CUDA, or when ``YOLOV2_NO_BF16`` is set.
     """
-    if not torch.cuda.is_available():
+    if bf16_disabled() or not torch.cuda.is_available():
         return False
     if torch.version.hip:
         return True
@@ -266,3 +273,32 @@ class Detector:
     def __repr__(self) -> str:
         return (f"Detector(precision={self._precision!r}, channels_last={self.channels_last}, "
                 f"device={str(self._device)!r}, num_classes={self.num_classes})")
+
+
+def box_agreement(reference: Sequence[Tensor], other: Sequence[Tensor], *, score: float = 0.25,
+                  iou: float = 0.95) -> tuple[int, int, int]:
+    """How many shown boxes of one detector another detector finds again (chapter 8: fp32 vs bf16).
+
+    Among the detections scoring at least ``score`` in each image, a reference box counts as
+    found when a box of ``other`` of the same class overlaps it at IoU >= ``iou`` (each box of
+    ``other`` used once, highest score first, as the VOC matching does).
+
+    Args:
+        reference, other: one (N_i, 6) tensor per image, rows ``(x1, y1, x2, y2, score, class)``.
+        score: the threshold of the boxes one would show.
+        iou: the overlap that counts as the same box.
+
+    Returns:
+        ``(found, shown_reference, shown_other)``.
+    """
+    from .evaluate import match_detections
+
+    if len(reference) != len(other):
+        raise ValueError(f"box_agreement needs the same images on both sides, got {len(reference)} and {len(other)}.")
+    found = n_ref = n_other = 0
+    for a, b in zip(reference, other):
+        a, b = a[a[:, 4] >= score], b[b[:, 4] >= score]
+        truth = torch.cat([a[:, :4], a[:, 5:6], torch.zeros(len(a), 1, dtype=a.dtype)], dim=1)  # as ground truth
+        found += int(match_detections(b, truth, iou_threshold=iou, inclusive=False, strict=False).tp.sum())
+        n_ref, n_other = n_ref + len(a), n_other + len(b)
+    return found, n_ref, n_other

@@ -1,6 +1,8 @@
 """Measuring a detector: PASCAL VOC mean average precision (mAP).
 
-Chapter 9 (training end to end, evaluation) explains this module.
+Chapter 9 (training end to end, evaluation) uses this module; the section
+"Measuring a detector" after it explains it: IoU, matching, the
+precision-recall curve and the three rules that turn it into one number.
 
 This is the PASCAL VOC detection metric as the official code computes it: the
 MATLAB devkit's ``VOCevaldet.m`` / ``VOCap.m`` and its Python transcription
@@ -21,7 +23,9 @@ MATLAB devkit's ``VOCevaldet.m`` / ``VOCap.m`` and its Python transcription
 3. Precision and recall after each detection, over the number of
    non-difficult ground truths; AP is the mean of the 11 interpolated
    precisions at recall 0, 0.1, ..., 1 (VOC 2007) or the area under the
-   monotone precision envelope (VOC 2010 and later).
+   monotone precision envelope (VOC 2010 and later). The 101-point rule of
+   COCO (``pycocotools``' ``recThrs``) reads the same envelope at recall 0,
+   0.01, ..., 1 (:func:`average_precision`, :attr:`VOCResult.ap_101point`).
 
 Choices, each the official behaviour unless stated:
 
@@ -60,15 +64,93 @@ import torch
 
 from .boxes import aligned_box_iou
 
-__all__ = ["VOCResult", "VOCEvaluator", "ImageMatch", "evaluate_voc", "match_detections", "voc_ap"]
+__all__ = [
+    "VOCResult", "VOCEvaluator", "ImageMatch", "evaluate_voc", "match_detections", "voc_ap",
+    "AP_RULES", "average_precision", "precision_envelope", "recall_levels", "sampled_precision",
+]  # fmt: skip
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[Sequence[float]]]
 
 # The 11 recall levels of the VOC 2007 metric, bit for bit as voc_eval.py makes them.
 _RECALL_LEVELS_11 = np.arange(0.0, 1.1, 0.1)
+# The 101 recall levels of COCO's AP, as pycocotools' Params.recThrs makes them.
+_RECALL_LEVELS_101 = np.linspace(0.0, 1.0, int(np.round((1.0 - 0.0) / 0.01)) + 1, endpoint=True)
+
+#: The ways to turn one class's precision-recall curve into its AP: VOC 2007's
+#: 11-point rule, the area under the envelope (VOC 2010+), COCO's 101-point rule.
+AP_RULES = ("11point", "area", "101point")
 
 
 # ------------------------------------------------------------------ AP from a PR curve
+
+
+def _curve(recall: np.ndarray, precision: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A PR curve as two float64 vectors, checked: equal lengths, recall non-decreasing."""
+    rec = np.asarray(recall, dtype=np.float64).reshape(-1)
+    prec = np.asarray(precision, dtype=np.float64).reshape(-1)
+    if rec.shape != prec.shape:
+        raise ValueError(f"Expected recall and precision of equal length, got {rec.shape} and {prec.shape}.")
+    if rec.size > 1 and bool(np.any(np.diff(rec) < 0)):
+        raise ValueError("Expected non-decreasing recall (detections in score order).")
+    return rec, prec
+
+
+def precision_envelope(precision: np.ndarray) -> np.ndarray:
+    """The monotone envelope of a precision curve: the best precision from here on.
+
+    Lowering the score threshold can only add detections, so "the precision I
+    can have at this recall or more" never rises with recall; every AP rule
+    reads this envelope, not the zigzag of the raw curve.
+
+    Args:
+        precision: (D,) precision after each detection, in score order.
+
+    Returns:
+        (D,) ``envelope[i] = max(precision[i:])``.
+    """
+    prec = np.asarray(precision, dtype=np.float64).reshape(-1)
+    return np.maximum.accumulate(prec[::-1])[::-1] if prec.size else prec
+
+
+def recall_levels(rule: str) -> np.ndarray:
+    """The recall levels a sampling rule reads the envelope at.
+
+    Args:
+        rule: ``"11point"`` (VOC 2007: ``np.arange(0, 1.1, 0.1)``, as ``voc_eval.py``)
+            or ``"101point"`` (COCO: ``np.linspace(0, 1, 101)``, as ``pycocotools``).
+
+    Returns:
+        (11,) or (101,) increasing levels from 0 to 1.
+    """
+    if rule == "11point":
+        return _RECALL_LEVELS_11.copy()
+    if rule == "101point":
+        return _RECALL_LEVELS_101.copy()
+    raise ValueError(f"Expected rule '11point' or '101point' (the area rule samples nothing), got {rule!r}.")
+
+
+def sampled_precision(recall: np.ndarray, precision: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The precision envelope read at given recall levels.
+
+    At level ``t``: the best precision of any detection whose recall is at
+    least ``t``, and 0 when the recall never reaches ``t`` (the detector has
+    no threshold that finds that many objects).
+
+    Args:
+        recall: (D,) recall after each detection in score order (non-decreasing).
+        precision: (D,) precision after each detection.
+        levels: (L,) recall levels.
+
+    Returns:
+        (L,) precisions, the heights the 11- and 101-point rules average.
+    """
+    rec, prec = _curve(recall, precision)
+    levels = np.asarray(levels, dtype=np.float64).reshape(-1)
+    if rec.size == 0:
+        return np.zeros(levels.shape)
+    best_after = precision_envelope(prec)  # best precision at index >= i
+    first = np.searchsorted(rec, levels, side="left")  # first recall >= t
+    return np.where(first < rec.size, best_after[np.minimum(first, rec.size - 1)], 0.0)
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:
@@ -85,20 +167,12 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = Fals
     Returns:
         AP in [0, 1].
     """
-    rec = np.asarray(recall, dtype=np.float64).reshape(-1)
-    prec = np.asarray(precision, dtype=np.float64).reshape(-1)
-    if rec.shape != prec.shape:
-        raise ValueError(f"Expected recall and precision of equal length, got {rec.shape} and {prec.shape}.")
-    if rec.size > 1 and bool(np.any(np.diff(rec) < 0)):
-        raise ValueError("Expected non-decreasing recall (detections in score order).")
+    rec, prec = _curve(recall, precision)
     if use_07_metric:
         if rec.size == 0:
             return 0.0
-        best_after = np.maximum.accumulate(prec[::-1])[::-1]  # best precision at index >= i
-        first = np.searchsorted(rec, _RECALL_LEVELS_11, side="left")  # first recall >= t
-        p = np.where(first < rec.size, best_after[np.minimum(first, rec.size - 1)], 0.0)
         ap = 0.0
-        for value in p:  # summed one by one, as voc_eval.py does, for bit equality
+        for value in sampled_precision(rec, prec, _RECALL_LEVELS_11):  # summed one by one, as voc_eval.py
             ap = ap + value / 11.0
         return float(ap)
     mrec = np.concatenate(([0.0], rec, [1.0]))
@@ -106,6 +180,39 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = Fals
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]  # the monotone precision envelope
     steps = np.flatnonzero(mrec[1:] != mrec[:-1])  # where recall moves
     return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+
+
+def average_precision(recall: np.ndarray, precision: np.ndarray, rule: str = "area") -> float:
+    """AP of one class by any of the three rules in use.
+
+    All three read the same envelope (:func:`precision_envelope`), which drops
+    to 0 past the largest recall the detector reaches:
+
+    - ``"11point"``: VOC 2007 (the YOLO v2 paper's VOC 2007 numbers), the mean of
+      the envelope at recall 0, 0.1, ..., 1 (:func:`voc_ap` with ``use_07_metric``);
+    - ``"area"``: VOC 2010 and later, the exact area under the envelope;
+    - ``"101point"``: COCO's rule (``pycocotools``), the mean of the envelope at
+      recall 0, 0.01, ..., 1; COCO's "AP50" is this rule at IoU 0.5. (Ultralytics
+      samples the same 101 recalls, but interpolates the envelope linearly
+      between the curve's points and integrates with the trapezoid rule.)
+
+    Explained in the section "Measuring a detector" (after chapter 9).
+
+    Args:
+        recall: (D,) recall after each detection in score order (non-decreasing).
+        precision: (D,) precision after each detection.
+        rule: one of :data:`AP_RULES`.
+
+    Returns:
+        AP in [0, 1]; 0 for an empty curve.
+    """
+    if rule == "11point":
+        return voc_ap(recall, precision, use_07_metric=True)
+    if rule == "area":
+        return voc_ap(recall, precision, use_07_metric=False)
+    if rule == "101point":
+        return float(np.mean(sampled_precision(recall, precision, _RECALL_LEVELS_101)))
+    raise ValueError(f"Expected rule to be one of {AP_RULES}, got {rule!r}.")
 
 
 # ------------------------------------------------------------------ result
@@ -122,6 +229,8 @@ class VOCResult:
         ap_area: (C,) AP by the area rule (VOC 2010+); NaN likewise.
         map_11point: mean of ``ap_11point`` over classes with ground truth (NaN if none).
         map_area: mean of ``ap_area`` over the same classes.
+        ap_101point, map_101point: (properties) the same by COCO's 101-point rule;
+            :meth:`ap_by` and :meth:`map_by` take a rule's name.
         num_positives: (C,) non-difficult ground truths per class.
         num_detections: (C,) detections per class (ignored ones included).
         precision: C arrays; ``precision[c]`` is (D_c,), the precision after each
@@ -147,6 +256,35 @@ class VOCResult:
     def ap(self, use_07_metric: bool = True) -> np.ndarray:
         """(C,) AP by the 11-point rule (default, VOC 2007) or the area rule."""
         return self.ap_11point if use_07_metric else self.ap_area
+
+    @property
+    def ap_101point(self) -> np.ndarray:
+        """(C,) AP by COCO's 101-point rule, from the stored curves; NaN likewise."""
+        return np.array([
+            average_precision(rec, prec, "101point") if n > 0 else np.nan
+            for rec, prec, n in zip(self.recall, self.precision, self.num_positives)
+        ], dtype=np.float64).reshape(-1)
+
+    @property
+    def map_101point(self) -> float:
+        """mean of ``ap_101point`` over the classes with ground truth (NaN if none)."""
+        return self.map_by("101point")
+
+    def ap_by(self, rule: str) -> np.ndarray:
+        """(C,) AP by one of :data:`AP_RULES` (``"11point"``, ``"area"``, ``"101point"``)."""
+        if rule == "11point":
+            return self.ap_11point
+        if rule == "area":
+            return self.ap_area
+        if rule == "101point":
+            return self.ap_101point
+        raise ValueError(f"Expected rule to be one of {AP_RULES}, got {rule!r}.")
+
+    def map_by(self, rule: str) -> float:
+        """mAP by one of :data:`AP_RULES`: the mean AP over the classes with ground truth."""
+        ap = self.ap_by(rule)
+        valid = self.num_positives > 0
+        return float(ap[valid].mean()) if bool(valid.any()) else float("nan")
 
     def map(self, use_07_metric: bool = True) -> float:
         """mAP by the 11-point rule (default, VOC 2007) or the area rule."""
@@ -446,12 +584,32 @@ class ImageMatch:
         fp: (N,) True for a miss or a duplicate (``tp``, ``fp`` and ignored partition the rows).
         gt_index: (N,) the ground truth a true positive took, else -1.
         missed: (M,) True for a non-difficult ground truth that no detection took.
+        best_iou: (N,) each detection's IoU with the ground truth of its class it
+            overlaps most (0 when its class has none in the image).
+        duplicate: (N,) True for a false positive whose best ground truth passed the
+            threshold but was already taken by a higher-scoring detection.
     """
 
     tp: np.ndarray
     fp: np.ndarray
     gt_index: np.ndarray
     missed: np.ndarray
+    best_iou: np.ndarray
+    duplicate: np.ndarray
+
+    @property
+    def ignored(self) -> np.ndarray:
+        """(N,) True for a detection on a difficult object: neither right nor wrong."""
+        return ~self.tp & ~self.fp
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """Each detection's verdict in words: ``"TP"``, ``"FP: duplicate"``,
+        ``"FP: low IoU"`` (including no object of its class) or ``"ignored: difficult"``."""
+        return tuple(
+            "TP" if tp else "FP: duplicate" if dup else "FP: low IoU" if fp else "ignored: difficult"
+            for tp, fp, dup in zip(self.tp, self.fp, self.duplicate)
+        )
 
     @property
     def errors(self) -> int:
@@ -488,6 +646,8 @@ def match_detections(
     tp = np.zeros(len(det), dtype=bool)
     fp = np.zeros(len(det), dtype=bool)
     gt_index = np.full(len(det), -1, dtype=np.int64)
+    best_iou = np.zeros(len(det))
+    duplicate = np.zeros(len(det), dtype=bool)
     taken = np.zeros(len(gt), dtype=bool)
     difficult = gt[:, 5] == 1 if len(gt) else np.zeros(0, dtype=bool)
     for c in np.unique(det[:, 5]) if len(det) else []:
@@ -500,6 +660,7 @@ def match_detections(
                 continue
             iou = helper._pair_iou(np.repeat(det[r : r + 1, :4], len(cand), 0), gt[cand, :4])
             best = int(np.argmax(iou))  # the first on ties, as voc_eval.py
+            best_iou[r] = iou[best]
             hit = iou[best] > iou_threshold if strict else iou[best] >= iou_threshold
             g = cand[best]
             if hit and difficult[g]:
@@ -508,5 +669,6 @@ def match_detections(
                 taken[g], tp[r], gt_index[r] = True, True, g
             else:
                 fp[r] = True
+                duplicate[r] = hit
     missed = ~taken & ~difficult
-    return ImageMatch(tp=tp, fp=fp, gt_index=gt_index, missed=missed)
+    return ImageMatch(tp=tp, fp=fp, gt_index=gt_index, missed=missed, best_iou=best_iou, duplicate=duplicate)

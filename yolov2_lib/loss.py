@@ -66,9 +66,9 @@ from torch import Tensor, nn
 
 from .boxes import aligned_box_iou, box_iou, cxcywh_to_xyxy, wh_iou
 from .decode import decode_boxes
-from .layout import FIELDS, head_view
+from .layout import FIELDS, HeadFields, head_view
 
-__all__ = ["RegionStats", "LossOutput", "YOLOv2Loss"]
+__all__ = ["RegionStats", "LossOutput", "Assignment", "YOLOv2Loss"]
 
 
 class RegionStats(NamedTuple):
@@ -118,6 +118,29 @@ class LossOutput(NamedTuple):
     prior: Tensor
     cls: Tensor
     stats: RegionStats
+
+
+class Assignment(NamedTuple):
+    """How the loss labels the anchors of a batch (:meth:`YOLOv2Loss.assign`; chapter 6).
+
+    Attributes:
+        at: ``(image, row, column, anchor)``, four (T,) index tensors: each truth's
+            responsible anchor.
+        wins: (T,) 1 for a truth that keeps its anchor, 0 for one that a later truth
+            of the same anchor overwrote.
+        responsible: (B, H, W, A) bool, anchors that some truth claimed.
+        ignored: (B, H, W, A) bool, the other anchors whose box overlaps a truth
+            above ``thresh``: no objectness penalty.
+        negative: (B, H, W, A) bool, all the rest: objectness pushed to 0.
+        iou: (T,) IoU of each responsible anchor's box with its truth (the rescore target).
+    """
+
+    at: tuple[Tensor, Tensor, Tensor, Tensor]
+    wins: Tensor
+    responsible: Tensor
+    ignored: Tensor
+    negative: Tensor
+    iou: Tensor
 
 
 class YOLOv2Loss(nn.Module):
@@ -265,7 +288,6 @@ class YOLOv2Loss(nn.Module):
     def _loss(self, output: Tensor, targets: Sequence[Tensor], seen: int) -> LossOutput:
         B, _, H, W = output.shape
         A, C = self.num_anchors, self.num_classes
-        anchors = self.anchors.to(output.dtype)  # (A, 2) grid units
         truth, image, counts = self._targets(targets, B, output)
         T = truth.shape[0]
 
@@ -274,25 +296,58 @@ class YOLOv2Loss(nn.Module):
         # their backward is a single concatenation instead of six zero-filled copies
         # of the whole output (the fields are layout.FIELDS, in that order).
         box, class_logits = view.split((len(FIELDS), C), dim=-1)  # (B, H, W, A, 5), (B, H, W, A, C)
-        tx, ty, w, h, to = box.unbind(-1)  # (B, H, W, A) each; w, h stay raw
-        x, y, o = tx.sigmoid(), ty.sigmoid(), to.sigmoid()
+        fields = HeadFields(*box.unbind(-1), class_logits)  # tx, ty, tw, th, to: (B, H, W, A) each
 
         with torch.no_grad():
-            pred = cxcywh_to_xyxy(decode_boxes(box[..., :4], anchors))  # (B, H, W, A, 4)
-        cls_id = truth[:, 0].long()
+            pred = cxcywh_to_xyxy(decode_boxes(box[..., :4], self.anchors.to(output.dtype)))  # (B, H, W, A, 4)
+        assigned = self.assign(pred, truth, image, counts)
+        terms = [t / B for t in self.terms(fields, truth, assigned, seen)]
+
+        with torch.no_grad():  # darknet's averages over all truths (NaN when there are none)
+            logits = class_logits[assigned.at]  # (T, C)
+            stats = RegionStats(
+                avg_iou=assigned.iou.mean(),
+                avg_class=logits.softmax(-1).gather(1, truth[:, 0].long()[:, None]).mean(),
+                avg_obj=fields.to[assigned.at].sigmoid().mean(),
+                avg_noobj=fields.to.sigmoid().mean(),
+                recall=(assigned.iou > 0.5).to(output.dtype).mean(),
+                count=T,
+            )
+        return LossOutput(sum(terms), *terms, stats=stats)
+
+    @torch.no_grad()
+    def assign(self, pred: Tensor, truth: Tensor, image: Tensor, counts: Sequence[int]) -> Assignment:
+        """Label every anchor: responsible for a truth, ignored, or pushed to "no object".
+
+        Chapter 6 compares this rule with the RPN's and SSD's. A truth's responsible
+        anchor is in the cell holding its centre, the anchor of best shape-only IoU
+        (the first on ties; of two truths on one anchor, the later wins). Of the
+        other anchors, those whose predicted box overlaps a truth of their image
+        with IoU above ``thresh`` are ignored; the rest are negatives.
+
+        Args:
+            pred: (B, H, W, A, 4) predicted boxes, normalised ``xyxy``.
+            truth: (T, 5) rows ``(class, cx, cy, w, h)`` of the whole batch.
+            image: (T,) the image of each row.
+            counts: rows per image.
+
+        Returns:
+            :class:`Assignment`.
+        """
+        B, H, W, A, _ = pred.shape
+        T = truth.shape[0]
+        anchors = self.anchors.to(pred.dtype)  # (A, 2) grid units
         g_xyxy = cxcywh_to_xyxy(truth[:, 1:])  # (T, 4)
-
-        # Best IoU of each anchor's box with any truth of its image (a constant mask).
-        with torch.no_grad():
-            n_max = max(counts, default=0)
-            best_iou = output.new_zeros(B, H, W, A)
-            if n_max > 0:
-                starts = torch.tensor(list(accumulate(counts, initial=0))[:-1], device=output.device)
-                slot = torch.arange(T, device=output.device) - starts[image]  # (T,) row in its image
-                padded = output.new_zeros(B, n_max, 4)  # empty slots overlap nothing
-                padded[image, slot] = g_xyxy
-                iou = box_iou(pred.reshape(B, H * W * A, 4), padded)  # (B, H*W*A, n_max)
-                best_iou = iou.amax(-1).reshape(B, H, W, A)
+        # Best IoU of each anchor's box with any truth of its image.
+        n_max = max(counts, default=0)
+        best_iou = pred.new_zeros(B, H, W, A)
+        if n_max > 0:
+            starts = torch.tensor(list(accumulate(counts, initial=0))[:-1], device=pred.device)
+            slot = torch.arange(T, device=pred.device) - starts[image]  # (T,) row in its image
+            padded = pred.new_zeros(B, n_max, 4)  # empty slots overlap nothing
+            padded[image, slot] = g_xyxy
+            iou = box_iou(pred.reshape(B, H * W * A, 4), padded)  # (B, H*W*A, n_max)
+            best_iou = iou.amax(-1).reshape(B, H, W, A)
 
         # The responsible anchor of each truth: its centre's cell, the best-shaped anchor.
         gx, gy, gw, gh = truth[:, 1:].unbind(-1)  # (T,)
@@ -300,47 +355,58 @@ class YOLOv2Loss(nn.Module):
         gj = (gy * H).long().clamp(max=H - 1)
         best_a = wh_iou(torch.stack((gw * W, gh * H), -1), anchors).argmax(-1)  # (T,), first on ties
         key = ((image * H + gj) * W + gi) * A + best_a  # (T,) flat index into (B, H, W, A)
-        order = torch.arange(T, device=output.device)
-        last = torch.full((B * H * W * A,), -1, dtype=torch.long, device=output.device)
+        order = torch.arange(T, device=pred.device)
+        last = torch.full((B * H * W * A,), -1, dtype=torch.long, device=pred.device)
         last = last.scatter_reduce(0, key, order, reduce="amax")  # the later truth wins
-        wins = (last[key] == order).to(output.dtype)  # (T,) 1 for truths that keep their anchor
+        at = (image, gj, gi, best_a)
         responsible = (last >= 0).reshape(B, H, W, A)
-        free = (~responsible).to(output.dtype)  # anchors no truth claimed
+        over = best_iou > self.thresh
+        return Assignment(
+            at=at,
+            wins=(last[key] == order).to(pred.dtype),
+            responsible=responsible,
+            ignored=~responsible & over,
+            negative=~responsible & ~over,
+            iou=aligned_box_iou(pred[at], g_xyxy),
+        )
 
-        # No object, and the warm-up pull to the priors, on the free anchors.
-        quiet = free * (best_iou <= self.thresh).to(output.dtype)
-        noobj = 0.5 * self.noobject_scale * (quiet * o.square()).sum()
+    def terms(self, f: HeadFields, truth: Tensor, a: Assignment, seen: int) -> tuple[Tensor, ...]:
+        """The five terms of the loss, summed over the batch: ``(coord, obj, noobj, prior, cls)``.
+
+        The core of darknet's region layer, shown in chapter 6. Each squared error is
+        ``0.5 * scale * (target - q)^2``, so its gradient is darknet's delta.
+
+        Args:
+            f: the raw head fields (see :func:`yolov2_lib.layout.split_fields`).
+            truth: (T, 5) rows ``(class, cx, cy, w, h)`` of the whole batch.
+            a: the labels of the anchors, from :meth:`assign`.
+            seen: images trained on so far.
+
+        Returns:
+            The five terms, each a scalar not yet divided by the batch size.
+        """
+        x, y, o = f.tx.sigmoid(), f.ty.sigmoid(), f.to.sigmoid()  # (B, H, W, A)
+        w, h = f.tw, f.th  # sizes stay raw: t_w is compared with log(g_w W / p_w)
+        H, W = x.shape[1:3]
+        # Negatives: objectness to 0. Ignored anchors (a box already on a truth) escape.
+        noobj = 0.5 * self.noobject_scale * (a.negative * o.square()).sum()
+        # Warm-up: every anchor that is not responsible drifts back to its prior.
+        free = ~a.responsible
+        prior = x.new_zeros(())
         if seen < self.warmup_images:
             to_prior = (x - 0.5).square() + (y - 0.5).square() + w.square() + h.square()
             prior = 0.5 * self.prior_scale * (free * to_prior).sum()
-        else:
-            prior = output.new_zeros(())
-
-        # Responsible anchors: each truth's (image, row, column, anchor).
-        at = (image, gj, gi, best_a)
-        px, py, po, pw, ph = x[at], y[at], o[at], w[at], h[at]  # (T,) each
-        logits = class_logits[at]  # (T, C)
-        t_x = gx * W - gi
-        t_y = gy * H - gj
-        t_w = torch.log(gw * W / anchors[best_a, 0])
-        t_h = torch.log(gh * H / anchors[best_a, 1])
-        coord_weight = self.coord_scale * (2 - gw * gh)
-        coord_err = (t_x - px).square() + (t_y - py).square() + (t_w - pw).square() + (t_h - ph).square()
-        coord = 0.5 * (wins * coord_weight * coord_err).sum()
-        with torch.no_grad():
-            iou_t = aligned_box_iou(pred[at], g_xyxy)  # (T,) a constant target
-        obj_target = iou_t if self.rescore else torch.ones_like(iou_t)
-        obj = 0.5 * self.object_scale * (wins * (obj_target - po).square()).sum()
-        cls = self.class_scale * (wins * F.cross_entropy(logits, cls_id, reduction="none")).sum()
-
-        terms = [t / B for t in (coord, obj, noobj, prior, cls)]
-        with torch.no_grad():  # darknet's averages over all truths (NaN when there are none)
-            stats = RegionStats(
-                avg_iou=iou_t.mean(),
-                avg_class=logits.softmax(-1).gather(1, cls_id[:, None]).mean(),
-                avg_obj=po.mean(),
-                avg_noobj=o.mean(),
-                recall=(iou_t > 0.5).to(output.dtype).mean(),
-                count=T,
-            )
-        return LossOutput(sum(terms), *terms, stats=stats)
+        # The responsible anchor of each truth: coordinates, objectness, classes.
+        _, gj, gi, best_a = a.at
+        gx, gy, gw, gh = truth[:, 1:].unbind(-1)  # (T,) normalised centre and size
+        p_w, p_h = self.anchors.to(x.dtype)[best_a].unbind(-1)  # (T,) grid cells
+        t_x, t_y = gx * W - gi, gy * H - gj  # targets of sigmoid(t_x), sigmoid(t_y)
+        t_w, t_h = torch.log(gw * W / p_w), torch.log(gh * H / p_h)  # targets of t_w, t_h
+        coord_err = (t_x - x[a.at]).square() + (t_y - y[a.at]).square() \
+            + (t_w - w[a.at]).square() + (t_h - h[a.at]).square()
+        coord = 0.5 * (a.wins * self.coord_scale * (2 - gw * gh) * coord_err).sum()
+        obj_target = a.iou if self.rescore else torch.ones_like(a.iou)  # rescore: the IoU, a constant
+        obj = 0.5 * self.object_scale * (a.wins * (obj_target - o[a.at]).square()).sum()
+        ce = F.cross_entropy(f.class_logits[a.at], truth[:, 0].long(), reduction="none")
+        cls = self.class_scale * (a.wins * ce).sum()
+        return coord, obj, noobj, prior, cls

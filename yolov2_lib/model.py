@@ -37,6 +37,7 @@ __all__ = [
     "GlobalAvgPool",
     "LayerRow",
     "Passthrough",
+    "Stage",
     "YOLOv2",
     "YOLOv2Config",
     "count_flops",
@@ -44,6 +45,8 @@ __all__ = [
     "format_layer_table",
     "fuse_bn",
     "layer_table",
+    "network_stages",
+    "prime_batch_norm",
     "scaled_channels",
 ]
 
@@ -455,6 +458,37 @@ def fuse_bn(model: nn.Module, inplace: bool = False) -> nn.Module:
     return fused.eval()
 
 
+@torch.no_grad()
+def prime_batch_norm(model: nn.Module, images: Tensor) -> nn.Module:
+    """Give an untrained network's batch norms the statistics of ``images``, as training would.
+
+    A fresh batch norm holds mean 0 and variance 1, so in eval mode it does
+    not normalise and the signal fades layer after layer (chapter 2). One
+    forward pass in training mode with ``momentum=None`` (a plain average of
+    the batches seen) makes each running mean and variance those of this
+    batch; the momenta are restored afterwards. Chapters 2 and 7 use it on a
+    photo before looking at an untrained network's activations.
+
+    Args:
+        model: any module containing ``nn.BatchNorm2d`` layers.
+        images: (B, 3, H, W) images the model accepts.
+
+    Returns:
+        ``model`` itself, primed and in eval mode.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # running statistics: the plain average of the batches
+    try:
+        model.train()(images)
+    finally:
+        for bn, momentum in zip(norms, momenta):
+            bn.momentum = momentum
+    return model.eval()
+
+
 # --------------------------------------------------------------------------- counting
 
 
@@ -606,3 +640,106 @@ def format_layer_table(rows: Sequence[LayerRow]) -> str:
     total_f = sum(r.flops for r in rows)
     lines.append(f"{'total':>5} {'':<7} {'':>7} {'':>8} {'':>18} {'':>18} {total_p:>11,} {total_f / 1e9:>7.3f}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the network in one picture
+
+
+class Stage(NamedTuple):
+    """One box of the YOLO v2 block diagram (see :func:`network_stages`).
+
+    Attributes:
+        name: what the stage is, e.g. ``"conv"``, ``"5 convs"``, ``"max-pool"``, ``"reorg /2"``.
+        detail: its layers in a few words, e.g. ``"3x3 512, 1x1 256, ..."``.
+        branch: ``"input"``, ``"main"`` (Darknet-19 and the layers on the
+            13 x 13 map), ``"passthrough"`` or ``"head"``.
+        output_shape: (C, H, W) of its output for one image.
+        darknet_layers: the layers of ``yolov2-voc.cfg`` it stands for
+            (darknet counts its two ``[route]`` sections as layers too).
+        params: learnable parameters in the stage.
+        flops: its operations (multiply-add = 2).
+    """
+
+    name: str
+    detail: str
+    branch: str
+    output_shape: tuple
+    darknet_layers: tuple[int, ...]
+    params: int
+    flops: int
+
+
+def _count_layers(module: nn.Module) -> int:
+    return sum(_layer_kind(m) is not None for m in module.modules())
+
+
+def _conv_stage(rows: Sequence[LayerRow], branch: str, darknet_layers: tuple[int, ...]) -> Stage:
+    convs = [r for r in rows if r.type == "conv"]
+    name = "conv" if len(convs) == 1 else f"{len(convs)} convs"
+    detail = ", ".join(f"{r.size}x{r.size} {r.filters}" for r in convs)
+    return Stage(name, detail, branch, rows[-1].output_shape, darknet_layers,
+                 sum(r.params for r in rows), sum(r.flops for r in rows))
+
+
+def network_stages(model: YOLOv2, input_size: int | tuple[int, int] = 416) -> list[Stage]:
+    """The YOLO v2 detector as a few stages with their shapes: the boxes of its block diagram.
+
+    Built from :func:`layer_table` of ``model`` itself, so a narrower model,
+    another number of classes or the 2016 variant give their own channels.
+    Darknet-19's convolutions are grouped between its max-pools; then come
+    the two 3 x 3 convolutions on the 13 x 13 map, the passthrough branch
+    from darknet layer 16 (1 x 1 conv, reorg), the concatenation, the last
+    3 x 3 convolution and the 1 x 1 head. Chapters 2 and 7 draw it with
+    ``viz.draw_network``.
+
+    Args:
+        model: a :class:`YOLOv2`.
+        input_size: image side, or (height, width).
+
+    Returns:
+        The stages in execution order; the passthrough stages come right
+        before the ``"concat"`` stage that joins them to the main path.
+    """
+    if not isinstance(model, YOLOv2):
+        raise TypeError(f"network_stages expects a YOLOv2, got {type(model).__name__}.")
+    rows = layer_table(model, input_size)
+    n_backbone = _count_layers(model.backbone)
+    n_neck = _count_layers(model.neck)
+    n_pass = _count_layers(model.passthrough)
+    backbone = rows[:n_backbone]
+    neck = rows[n_backbone:n_backbone + n_neck]
+    passthrough = rows[n_backbone + n_neck:n_backbone + n_neck + n_pass]
+    merge, head = rows[n_backbone + n_neck + n_pass:]
+    h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+
+    stages = [Stage("input image", "RGB", "input", (model.config.in_channels, h, w), (), 0, 0)]
+    run: list[LayerRow] = []
+    for r in backbone:  # convolutions grouped between the max-pools
+        if r.type == "max":
+            if run:
+                stages.append(_conv_stage(run, "main", tuple(x.index for x in run)))
+                run = []
+            stages.append(Stage("max-pool", f"{r.size}x{r.size} /{r.stride}", "main", r.output_shape,
+                                (r.index,), 0, 0))
+        else:
+            run.append(r)
+    stages.append(_conv_stage(run, "main", tuple(x.index for x in run)))
+    # darknet numbers its two [route] sections as layers: 25 before the passthrough, 28 at the concat
+    first = neck[0].index
+    stages.append(_conv_stage(neck, "main", tuple(range(first, first + len(neck)))))
+    after = first + len(neck)  # darknet's layer 25, the route back to layer 16
+    for k, r in enumerate(passthrough):
+        layer = (after + 1 + k,)
+        if r.type == "reorg":
+            stages.append(Stage(f"reorg /{r.stride}", "2x2 blocks into channels", "passthrough",
+                                r.output_shape, layer, 0, 0))
+        else:
+            stages.append(_conv_stage([r], "passthrough", layer))
+    concat = after + 1 + len(passthrough)
+    parts = f"{passthrough[-1].output_shape[0]} + {neck[-1].output_shape[0]} channels"
+    stages.append(Stage("concat", parts, "main", merge.input_shape, (concat,), 0, 0))
+    stages.append(_conv_stage([merge], "main", (concat + 1,)))
+    a, c = model.num_anchors, model.num_classes
+    stages.append(Stage("conv 1x1, linear", f"{a} anchors x (5 + {c})", "head", head.output_shape,
+                        (concat + 2,), head.params, head.flops))
+    return stages

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "seed_everything", "default_device", "setup", "cpu_name", "hardware", "glue", "quick_mode",
+    "seed_everything", "default_device", "setup", "cpu_name", "hardware", "glue", "quick_mode", "bf16_disabled",
     "tune_allocator", "allocator_tuned",
 ]  # fmt: skip
 
@@ -73,6 +73,18 @@ def quick_mode() -> bool:
     runs them in full.
     """
     return os.environ.get("YOLOV2_QUICK", "0") not in ("", "0")
+
+
+def bf16_disabled() -> bool:
+    """True when ``YOLOV2_NO_BF16`` is set (not ``0``): the library then acts as on hardware
+    without native bfloat16, whatever this machine has.
+
+    Every bf16 probe (:func:`~yolov2_lib.detect.cpu_supports_bf16`,
+    :func:`~yolov2_lib.detect.cuda_supports_bf16`) answers ``False``, so ``amp="auto"``
+    and ``precision="auto"`` pick float32 on the CPU and fp16 on a GPU. Use it to see the
+    book as most readers do: on a laptop without native bf16.
+    """
+    return os.environ.get("YOLOV2_NO_BF16", "0") not in ("", "0")
 
 
 def glue(name: str, value: Any) -> Any:

@@ -25,7 +25,16 @@ Choices:
   crash never leaves a partial checkpoint. Resuming restores model, EMA,
   optimizer, schedule, gradient scaler, the sampler's place in its epoch, the
   random states and ``seen``: on the CPU a run killed at any point and resumed
-  ends with the same weights, bit for bit, as an uninterrupted one.
+  ends with the same weights, bit for bit, as an uninterrupted one. ``best.pt``
+  is written before ``last.pt``: a kill between the two leaves the older
+  ``last.pt``, and the resumed run evaluates again and rewrites ``best.pt``.
+  Only weights-only files are read: a file holding other Python objects is
+  refused, since unpickling them could run code.
+- Resuming with another learning rate, momentum, weight decay or EMA decay
+  applies the new value from the next update, and the provenance records every
+  changed setting with that update. Settings a run cannot change midway (the
+  optimizer, the network, the batch plan: batch size, sizes, seed, images) are
+  refused with an error naming them.
 - A non-finite loss (or, without a gradient scaler, a non-finite gradient
   norm) stops training with :class:`NonFiniteLossError` before the optimizer
   step; nothing is written after it, so the last checkpoint is the last good one.
@@ -38,9 +47,15 @@ Choices:
   accumulates the same slices (``accumulate = world size``), and with
   ``freeze_bn`` they equal one process with the whole batch (tested).
 - On the CPU the model runs channels-last by default (oneDNN's convolutions
-  are about 3x faster so with bf16 at width 1/4); mixed precision is off
-  unless asked (``amp="bf16"``), on CUDA it is on (bf16, else fp16 with a
-  gradient scaler).
+  are faster so). Mixed precision (``amp="auto"``) is used only where the
+  hardware computes it natively: bf16 on CPUs with AVX512-BF16 or AMX and on
+  GPUs of compute capability 8.0+, fp16 with a gradient scaler on older GPUs,
+  float32 everywhere else (emulated bf16 is slower than float32).
+- A run can have a wall-time budget (``max_seconds``): it then stops when the
+  budget is spent, evaluations included, keeping time for the final
+  evaluation; the rate's steps given as fractions happen at those fractions
+  of the budget (or of ``max_iterations``, whichever comes first), so a
+  slower machine runs the same schedule over fewer updates.
 - An exponential moving average of the weights (:class:`ModelEMA`) is what
   evaluation and ``best.pt`` use: single checkpoints' scores swing from one
   to the next, the average's much less.
@@ -53,7 +68,9 @@ import copy
 import json
 import math
 import os
+import pickle
 import random
+import re
 import subprocess
 import sys
 import time
@@ -91,6 +108,8 @@ __all__ = [
     "init_distributed",
     "evaluate_model",
     "detect_images",
+    "OverfitRun",
+    "overfit_batch",
     "load_checkpoint",
     "model_from_checkpoint",
     "save_checkpoint",
@@ -114,6 +133,10 @@ class TrainConfig:
         epochs: passes over the training set (160 in the paper).
         max_iterations: stop after this many updates instead (``None``: ``epochs``
             times the batches of an epoch). The step fractions refer to this total.
+        max_seconds: a wall-time budget for :meth:`Trainer.fit` (``None``: none), evaluations
+            included: training stops early enough that the final evaluation ends within it
+            (estimated from the previous one), and step fractions refer to the budget as
+            well (whichever of updates or time reaches a fraction first).
         batch_size: the global batch, all processes together (64 in darknet).
         accumulate: micro-batches per update on each process (darknet's
             ``subdivisions``): less memory, the same update.
@@ -143,14 +166,14 @@ class TrainConfig:
     Hardware:
         device: ``None`` picks CUDA, then MPS, then the CPU; with ``torchrun`` on CUDA
             each process takes ``cuda:LOCAL_RANK``.
-        amp: ``"auto"`` (CUDA: bf16 where native, compute capability 8.0+, else fp16 with a gradient
-            scaler; elsewhere off), ``"off"``, ``"bf16"`` (CPU or CUDA) or ``"fp16"`` (CUDA).
+        amp: ``"auto"`` (bf16 where the hardware computes it natively: a CPU with AVX512-BF16 or
+            AMX, a GPU of compute capability 8.0+; fp16 with a gradient scaler on older GPUs;
+            float32 elsewhere), ``"off"``, ``"bf16"`` (CPU or CUDA) or ``"fp16"`` (CUDA).
         channels_last: channels-last memory format; ``None``: on CUDA and on the CPU, where
-            oneDNN's convolutions are faster with it (about 3x per training step with bf16
-            at width 1/4 on a 2-core AVX-512 machine), not on MPS.
+            oneDNN's convolutions are faster with it, not on MPS.
         tune_allocator: on the CPU, keep freed memory for reuse
-            (:func:`~yolov2_lib.runtime.tune_allocator`: about 1.2x per full-width
-            fp32 step here, for ~20 % more peak memory); no effect elsewhere.
+            (:func:`~yolov2_lib.runtime.tune_allocator`: faster steps for somewhat more
+            peak memory); no effect elsewhere.
         distributed: join the process group ``torchrun`` describes (``WORLD_SIZE > 1``).
         sync_bn: synchronise batch norm across processes (CUDA only, see the module doc).
         freeze_bn: keep batch norm in eval mode (fixed statistics; scale and shift
@@ -175,6 +198,7 @@ class TrainConfig:
 
     epochs: int = 160
     max_iterations: int | None = None
+    max_seconds: float | None = None
     batch_size: int = 64
     accumulate: int = 1
     lr: float = 1e-3
@@ -236,6 +260,11 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be an integer >= 0, got {value!r}.")
         if self.max_iterations is not None and self.max_iterations < 1:
             raise ValueError(f"TrainConfig.max_iterations must be None or >= 1, got {self.max_iterations}.")
+        if self.max_seconds is not None and not (isinstance(self.max_seconds, (int, float))
+                                                 and not isinstance(self.max_seconds, bool)
+                                                 and math.isfinite(self.max_seconds) and self.max_seconds > 0):
+            raise ValueError(f"TrainConfig.max_seconds must be None or a number of seconds > 0, "
+                             f"got {self.max_seconds!r}.")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}.")
         if not 0 <= self.momentum < 1 or self.weight_decay < 0:
@@ -372,9 +401,11 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "off":
         return None
     if amp == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if cuda_supports_bf16(device) else torch.float16
+        if device.type == "cuda":
+            return torch.bfloat16 if cuda_supports_bf16(device) else torch.float16
+        if device.type == "cpu" and cpu_supports_bf16():
+            return torch.bfloat16
+        return None
     if amp == "bf16":
         if device.type == "cpu" and not cpu_supports_bf16():
             warnings.warn("This CPU has no native bfloat16 support: bf16 autocast runs, but slowly.", stacklevel=2)
@@ -467,15 +498,75 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
     Raises:
         FileNotFoundError: naming the path.
-        ValueError: the file is not a checkpoint of this trainer.
+        ValueError: the file is not a checkpoint of this trainer, is damaged, or is not a
+            weights-only file (see :func:`_read_torch_file`).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist.")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    state = _read_torch_file(path, map_location)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a yolov2_lib training checkpoint (format {CHECKPOINT_FORMAT!r}).")
     return state
+
+
+def _read_torch_file(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with one clear error per way it can fail.
+
+    Raises:
+        ValueError: the file holds Python objects other than tensors and plain containers
+            (refused: unpickling them could run code), or it is damaged or not a PyTorch file.
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():
+            raise ValueError(f"{path} cannot be read: it is damaged or not a PyTorch file "
+                             f"({type(exc).__name__}).") from None
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise ValueError(
+            f"{path} is refused: it is not a weights-only file -- it holds a Python object{what}, and "
+            "loading it could run code. Only files of tensors and plain containers, as yolov2_lib "
+            "writes them, are read."
+        ) from None
+    except (RuntimeError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError,
+            UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path} cannot be read: it is damaged (truncated or overwritten) or not a "
+                         f"PyTorch file ({type(exc).__name__}).") from None
+
+
+_TEMPORARY = re.compile(r"^\.(last\.pt|best\.pt|history\.json)\.(\d+)\.tmp$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    except (OverflowError, ValueError):
+        return False  # not a possible process id
+    return True
+
+
+def _remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the hidden ``.last.pt.<pid>.tmp`` files (and those of ``best.pt`` and
+    ``history.json``) that processes killed while writing left in ``folder``; the files of
+    processes still running stay. Returns the paths removed."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        found = _TEMPORARY.match(p.name)
+        if found is None or not p.is_file():
+            continue
+        pid = int(found.group(2))
+        if pid != os.getpid() and not _process_alive(pid):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def _rng_state() -> dict[str, Any]:
@@ -555,7 +646,7 @@ def _load_any(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = _read_torch_file(path)
     if not isinstance(state, dict) or state.get("format") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT):
         raise ValueError(f"{path} is neither a yolov2_lib training checkpoint ({CHECKPOINT_FORMAT!r}) "
                          f"nor exported weights ({WEIGHTS_FORMAT!r}).")
@@ -789,6 +880,75 @@ def detect_images(
     return results
 
 
+class OverfitRun(NamedTuple):
+    """What :func:`overfit_batch` records.
+
+    Attributes:
+        history: (steps, 4) per step: darknet's average IoU of the responsible anchors,
+            their average objectness, the coordinate term of the loss, and the mean
+            ``|t_w|, |t_h|`` of all anchors (how far the sizes drifted from the priors).
+        stats: darknet's statistics after the last step.
+    """
+
+    history: np.ndarray
+    stats: Any
+
+
+#: The columns of :attr:`OverfitRun.history`.
+OVERFIT_COLUMNS = ("avg_iou", "avg_obj", "coord", "drift")
+
+
+def overfit_batch(
+    model: nn.Module,
+    images: Tensor,
+    targets: Sequence[Tensor],
+    loss_fn,
+    *,
+    steps: int = 50,
+    lr: float = 1e-3,
+    initial_state: dict[str, Tensor] | None = None,
+    seed: int = 0,
+) -> OverfitRun:
+    """Train on one batch for a few Adam steps and record how the loss's quantities move.
+
+    The small experiment of chapter 6 (the loss): the same model, initial weights,
+    data and optimizer for every variant of the loss, so that only the loss differs.
+
+    Args:
+        model: a YOLO v2 detector (trained in place).
+        images: (B, 3, S, S) the batch.
+        targets: B tensors (N_i, 5) rows ``(class, cx, cy, w, h)``.
+        loss_fn: called as ``loss_fn(raw, targets, seen=...)``, returning a
+            :class:`~yolov2_lib.loss.LossOutput` (a :class:`~yolov2_lib.loss.YOLOv2Loss` or a variant).
+        steps: optimizer steps.
+        lr: Adam's learning rate.
+        initial_state: a state dict loaded before training (``None``: the model as it is).
+        seed: seeds torch before the run.
+
+    Returns:
+        :class:`OverfitRun`.
+    """
+    from .layout import head_view
+
+    if steps < 1:
+        raise ValueError(f"Expected steps >= 1, got {steps}.")
+    torch.manual_seed(seed)
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for step in range(steps):
+        raw = model(images)
+        out = loss_fn(raw, targets, seen=(step + 1) * len(images))
+        optimizer.zero_grad()
+        out.total.backward()
+        optimizer.step()
+        drift = head_view(raw.detach(), len(model.anchors))[..., 2:4].abs().mean()
+        history.append([out.stats.avg_iou.item(), out.stats.avg_obj.item(), out.coord.item(), drift.item()])
+    return OverfitRun(np.array(history), out.stats)
+
+
 # --------------------------------------------------------------------------- the trainer
 
 
@@ -816,9 +976,12 @@ class Trainer:
         val_data: a dataset to evaluate on (``best.pt`` keeps the best mAP on it).
         loss_fn: the loss (default :class:`~yolov2_lib.loss.YOLOv2Loss` with the config's scales).
         class_names: names of the classes (default: ``train_data.class_names``).
-        resume: a checkpoint to continue from (see :meth:`load_checkpoint`).
+        resume: a checkpoint to continue from (see :meth:`load_checkpoint`); ``config``'s
+            learning rate, momentum, weight decay and EMA decay apply from the next update.
 
     Attributes:
+        resumed_changes: the settings this config changed on resuming,
+            ``{name: [the checkpoint's value, this run's]}`` (also in the provenance).
         history: ``{"train": {...}, "val": {...}}`` lists for plotting: per update the
             iteration, epoch, seen, lr, input size, loss and each term, gradient norm
             and step time; per evaluation the iteration, epoch and mAP.
@@ -901,6 +1064,9 @@ class Trainer:
         self.ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
 
         self.provenance = provenance(self.device)
+        self.stopped_by: str | None = None  # "updates" or "time budget", once fit() has ended
+        self.clock = time.perf_counter  # the wall clock of the budget (a test may replace it)
+        self._eval_seconds: float | None = None  # how long the last validation took
         self.train_seconds = 0.0  # wall time inside fit(), over every resumed part of the run
         self._fit_started: float | None = None
         self.seen = 0
@@ -914,6 +1080,10 @@ class Trainer:
             "val": {k: [] for k in ("iteration", "epoch", "map", "map_area")},
         }
         self.out_dir = Path(cfg.out_dir) if cfg.out_dir else None
+        self.resumed_changes: dict[str, list] = {}  # setting -> [the checkpoint's value, this run's]
+        self._saved = resume is not None  # out_dir's last.pt and best.pt are this run's
+        if self.out_dir is not None and self.rank == 0:
+            _remove_stale_temporaries(self.out_dir)
         if resume is not None:
             self.load_checkpoint(resume)
 
@@ -944,7 +1114,7 @@ class Trainer:
     @property
     def elapsed_seconds(self) -> float:
         """Wall time spent in :meth:`fit` so far, all parts of a resumed run together."""
-        running = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
+        running = self.clock() - self._fit_started if self._fit_started is not None else 0.0
         return self.train_seconds + running
 
     def state_dict(self) -> dict[str, Any]:
@@ -971,32 +1141,47 @@ class Trainer:
             "world_size": self.world_size,
             "provenance": self.provenance,
             "train_seconds": self.elapsed_seconds,
+            "schedule_steps": list(self.schedule.steps),
+            "stopped_by": self.stopped_by,
         }
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Continue from a checkpoint of :meth:`save`: every state is restored.
 
+        This run's config decides the learning rate, momentum, weight decay and EMA
+        decay from the next update on; :attr:`resumed_changes` and the provenance's
+        ``resumed`` entry record each setting that differs from the checkpoint's.
+
         Raises:
-            FileNotFoundError, ValueError: a missing file, or one of another trainer or
-                of a run with a different batch plan (sizes, batch size, seed...).
+            FileNotFoundError, ValueError: a missing, damaged or unsafe file, one of another
+                trainer, or a run that cannot continue with this config: another optimizer,
+                network, batch plan (batch size, sizes, seed) or training set. Nothing is
+                changed then.
         """
         state = load_checkpoint(path, map_location=self.device)
+        self._check_resumable(state, Path(path))
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
-            if state.get("ema") is None:
-                raise ValueError(f"{path} has no EMA but this run keeps one (set ema_decay=None).")
             self.ema.load_state_dict(state["ema"])
+            self.ema.decay = float(self.config.ema_decay)  # this run's decay from now on
         self.optimizer.load_state_dict(state["optimizer"])
         # LambdaLR's state also holds the saved DarknetSchedule (burn-in, steps), and loading
         # writes it into our schedule object: this run's config decides the schedule (e.g. a
         # new max_iterations moves the steps), the checkpoint only where in it we are.
         planned = copy.copy(self.schedule)
         self.scheduler.load_state_dict(state["scheduler"])
+        self._apply_hyperparameters()
         self.schedule = planned
         self.scheduler.lr_lambdas = [planned] * len(self.optimizer.param_groups)
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
             group["lr"] = base * self.schedule(self.scheduler.last_epoch)  # LambdaLR's own formula
         self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        saved_steps = state.get("schedule_steps")
+        if self.config.max_seconds is not None and saved_steps and len(saved_steps) == len(planned.steps):
+            # steps the time budget already brought forward stay where they happened
+            done = int(state["iteration"])
+            planned.steps = tuple(min(p, int(s)) if s <= done else p for p, s in zip(planned.steps, saved_steps))
+            self._apply_rate()
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
@@ -1007,21 +1192,81 @@ class Trainer:
         self.batch_in_epoch = int(state["batch_in_epoch"])
         self.best_map = state["best_map"]
         self.history = state["history"]
+        self.resumed_changes = _changed_settings(state.get("config") or {}, self.config.to_dict())
+        resumed = {k: self.provenance[k] for k in ("command", "commit", "started")}
+        resumed["at_iteration"] = int(state["iteration"])
+        if self.resumed_changes:  # what this command changed, and the first update it applies to
+            resumed["changed"] = {k: {"from": a, "to": b} for k, (a, b) in self.resumed_changes.items()}
+            resumed["from_update"] = int(state["iteration"]) + 1
         began = state.get("provenance")
         if began:  # where the run began, and every command that continued it
-            resumed = {k: self.provenance[k] for k in ("command", "commit", "started")}
-            resumed["at_iteration"] = int(state["iteration"])
             self.provenance = {**began, "resumed": [*began.get("resumed", []), resumed]}
+        else:
+            self.provenance["resumed"] = [resumed]
         self.train_seconds = float(state.get("train_seconds", 0.0))
 
+    # Settings a run cannot change midway, with the `yolov2 train` option that sets each.
+    _FIXED_ON_RESUME = {"optimizer": "--optimizer", "batch_size": "--batch-size", "sizes": "--sizes",
+                        "size_every": "--size-every", "seed": "--seed", "drop_last": None,
+                        "decay_norm_and_bias": None}
+
+    def _check_resumable(self, state: dict[str, Any], path: Path) -> None:
+        """Raise ``ValueError`` naming every setting that cannot continue the run of ``state``."""
+        saved, cfg = state.get("config") or {}, self.config
+        problems = []
+        for key, option in self._FIXED_ON_RESUME.items():
+            if key not in saved:
+                continue
+            theirs, mine = saved[key], getattr(cfg, key)
+            if isinstance(mine, tuple):  # sizes: a list in the checkpoint
+                theirs, mine = list(theirs), list(mine)
+            if theirs != mine:
+                how = f"; {option}" if option else ""
+                problems.append(f"{key} {_shown(mine)} (the run's: {_shown(theirs)}{how})")
+        theirs_net, mine_net = state.get("model_config"), _model_config_dict(self.model)
+        if theirs_net is not None and mine_net is not None and theirs_net != mine_net:
+            keys = [k for k in mine_net if theirs_net.get(k) != mine_net[k]]
+            problems.append("the network: " + ", ".join(
+                f"{k} {_shown(mine_net[k])} (the run's: {_shown(theirs_net.get(k))})" for k in keys))
+        if self.ema is not None and state.get("ema") is None:
+            problems.append("an EMA of the weights, which the run did not keep (ema_decay=None; --no-ema)")
+        if not problems:
+            try:
+                copy.copy(self.sampler).load_state_dict(state["sampler"])  # same images and batch plan?
+            except ValueError as exc:
+                problems.append(f"the batch plan ({exc})")
+        if problems:
+            raise ValueError(
+                f"cannot resume {path}: this run asks for {'; '.join(problems)}. These settings cannot change in "
+                "the middle of a run: resume with the run's own values, or start a new run from these weights "
+                "(yolov2 train --init)."
+            )
+
+    def _apply_hyperparameters(self) -> None:
+        """Put this config's rate, momentum and weight decay into the loaded optimizer state."""
+        cfg = self.config
+        decays = [cfg.weight_decay, cfg.weight_decay if cfg.decay_norm_and_bias else 0.0]
+        for group, decay in zip(self.optimizer.param_groups, decays):
+            group["initial_lr"] = cfg.lr
+            group["weight_decay"] = decay
+            if "betas" in group:
+                group["betas"] = (cfg.momentum, group["betas"][1])
+            else:
+                group["momentum"] = cfg.momentum
+        self.scheduler.base_lrs = [cfg.lr] * len(self.optimizer.param_groups)
+
     def save(self, best: bool = False) -> Path | None:
-        """Write ``last.pt`` (and ``best.pt``) and ``history.json`` atomically; rank 0 only."""
+        """Write ``best.pt`` (when ``best``), then ``last.pt``, then ``history.json``, each atomically;
+        rank 0 only. The first save of a new run removes a ``best.pt`` it finds (another run's)."""
         if self.out_dir is None or self.rank != 0:
             return None
         state = self.state_dict()
-        path = save_checkpoint(state, self.out_dir / "last.pt")
-        if best:
+        if best:  # first: a kill before last.pt is written leaves the older last.pt, which evaluates again
             save_checkpoint(state, self.out_dir / "best.pt")
+        elif not self._saved:  # a best.pt beside this run's first last.pt is another run's
+            (self.out_dir / "best.pt").unlink(missing_ok=True)
+        path = save_checkpoint(state, self.out_dir / "last.pt")
+        self._saved = True
         _write_json_atomic(self.history, self.out_dir / "history.json")
         return path
 
@@ -1036,8 +1281,14 @@ class Trainer:
 
     def _stop(self, what: str, value: float) -> None:
         last = self.last_checkpoint
-        where = (f"the last good checkpoint is {last}" if last is not None and last.is_file()
-                 else "no checkpoint was written (set out_dir to keep one)")
+        if last is None:
+            where = "no checkpoint was written (set out_dir to keep one)"
+        elif self._saved and last.is_file():
+            where = f"the last good checkpoint is {last}"
+        else:
+            every = self.config.checkpoint_every
+            where = (f"no checkpoint was written to {self.out_dir} yet (the first comes at the end of the first "
+                     f"epoch{f' or after update {every}' if every else ''})")
         raise NonFiniteLossError(
             f"non-finite {what} ({value}) at update {self.iteration + 1} (epoch {self.epoch}, batch "
             f"{self.batch_in_epoch}, seen {self.seen}): training stopped before the update; {where}. "
@@ -1101,6 +1352,53 @@ class Trainer:
             self.history["train"][key].append(value)
         return record
 
+    # ------------------------------------------------------------ the time budget
+
+    def _apply_rate(self) -> None:
+        """Set each group's rate for the next update from the schedule (LambdaLR's own formula)."""
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * self.schedule(self.scheduler.last_epoch)
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    def _steps_by_time(self) -> None:
+        """Bring a fractional rate step forward to the next update once that fraction of
+        ``max_seconds`` is spent (the rate then falls at the same fraction of the time)."""
+        cfg = self.config
+        if cfg.max_seconds is None:
+            return
+        spent = self.elapsed_seconds / cfg.max_seconds
+        steps = list(self.schedule.steps)
+        for k, fraction in enumerate(cfg.steps):
+            if fraction < 1 and spent >= fraction and steps[k] > self.iteration + 1:
+                steps[k] = self.iteration + 1
+        if tuple(steps) != self.schedule.steps:
+            self.schedule.steps = tuple(steps)
+            self._apply_rate()
+
+    def _final_eval_estimate(self) -> float:
+        """Seconds the closing validation will take: the last one's, else a guess from the steps."""
+        if self.val_data is None:
+            return 0.0
+        if self._eval_seconds is not None:
+            return self._eval_seconds
+        train = self.history["train"]
+        times, sizes = train["step_time"][-20:], train["size"][-20:]
+        if not times:
+            return 0.0
+        local_batch = self.config.batch_size // self.world_size
+        per_pixel = sum(times) / sum(local_batch * side * side for side in sizes)
+        # a forward pass costs about a third of a training step
+        return len(self.val_data) * self.config.eval_size ** 2 * per_pixel / 3
+
+    def _out_of_time(self) -> bool:
+        """True when the budget leaves no time for another update and the final validation."""
+        cfg = self.config
+        if cfg.max_seconds is None:
+            return False
+        times = self.history["train"]["step_time"]
+        next_step = times[-1] if times else 0.0
+        return self.elapsed_seconds + next_step + self._final_eval_estimate() >= cfg.max_seconds
+
     # ------------------------------------------------------------ evaluation
 
     def evaluate(self, data: Dataset | None = None, input_size: int | None = None) -> VOCResult:
@@ -1120,7 +1418,9 @@ class Trainer:
         """Evaluate on the validation data (rank 0); True when the mAP is the best so far."""
         best = False
         if self.val_data is not None and self.rank == 0:
+            began = self.clock()
             result = self.evaluate()
+            self._eval_seconds = self.clock() - began
             value = result.map_11point
             val = self.history["val"]
             val["iteration"].append(self.iteration)
@@ -1136,7 +1436,8 @@ class Trainer:
     # ------------------------------------------------------------ the loop
 
     def fit(self) -> dict[str, dict[str, list]]:
-        """Train until ``total_iterations`` updates are done; returns :attr:`history`.
+        """Train until ``total_iterations`` updates are done, or the ``max_seconds`` budget is
+        spent; returns :attr:`history` (:attr:`stopped_by` says which ended the run).
 
         Writes ``last.pt`` at the end of every epoch (after its evaluation), every
         ``checkpoint_every`` updates and at the end; ``best.pt`` when the validation
@@ -1152,9 +1453,10 @@ class Trainer:
         per_epoch = self.sampler.batches_per_epoch
         bar = tqdm(total=total, initial=self.iteration, desc="train", unit="it",
                    disable=not cfg.progress or self.rank != 0, dynamic_ncols=True)
-        self._fit_started = time.perf_counter()
+        self._fit_started = self.clock()
+        self.stopped_by = None
         try:
-            while self.iteration < total:
+            while self.iteration < total and not self._out_of_time():
                 self._set_train_mode()
                 self.sampler.set_epoch(self.epoch)  # keeps a resumed position inside this epoch
                 epoch_start = time.perf_counter()
@@ -1163,7 +1465,8 @@ class Trainer:
                     self.batch_in_epoch += 1
                     bar.update(1)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.2e}", size=record["size"])
-                    if self.iteration >= total:
+                    self._steps_by_time()
+                    if self.iteration >= total or self._out_of_time():
                         break
                     if (cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0
                             and self.batch_in_epoch < per_epoch):
@@ -1172,11 +1475,12 @@ class Trainer:
                     break  # the total was reached inside the epoch
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                if self.iteration >= total:
+                if self.iteration >= total or self._out_of_time():
                     break
                 best = cfg.eval_every > 0 and self.epoch % cfg.eval_every == 0 and self._validate()
                 self._epoch_line(epoch_start)
                 self.save(best=best)
+            self.stopped_by = "updates" if self.iteration >= total else "time budget"
             if not self.history["val"]["iteration"] or self.history["val"]["iteration"][-1] != self.iteration:
                 best = self._validate()
             else:
@@ -1205,6 +1509,18 @@ class Trainer:
         if epoch_start is not None:
             line += f" | {time.perf_counter() - epoch_start:.1f} s"
         tqdm.write(line)
+
+
+_NOT_SETTINGS = ("out_dir", "progress", "verbose", "num_workers")  # where and how it shows, not what it trains
+
+
+def _changed_settings(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, list]:
+    """``{name: [saved, now]}`` for each config value that differs (both known, display options aside)."""
+    return {k: [saved[k], v] for k, v in now.items() if k in saved and k not in _NOT_SETTINGS and saved[k] != v}
+
+
+def _shown(value: Any) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else repr(value)
 
 
 def _split_list(items: list, parts: int) -> list[list]:

@@ -20,6 +20,7 @@ import torch
 
 from . import decode, layout
 from .anchors import iou_distance as _iou_distance
+from .evaluate import ImageMatch, VOCResult
 from .passthrough import reorg_source
 
 __all__ = [
@@ -38,9 +39,16 @@ __all__ = [
     "draw_head_cell",
     "draw_anchor_block",
     "draw_location",
+    "draw_direct_location",
+    "draw_nms_before_after",
+    "draw_nms_step",
+    "draw_anchor_labels",
     "draw_assignment",
     "draw_cell_maps",
     "layer_table_html",
+    "draw_network",
+    "draw_prediction_grids",
+    "plot_detector_comparison",
     "draw_reorg_planes",
     "draw_reorg_orders",
     "draw_reorg_channel",
@@ -50,6 +58,11 @@ __all__ = [
     "plot_history",
     "draw_detections",
     "plot_speed_accuracy",
+    "OUTCOME_COLORS",
+    "draw_iou",
+    "draw_matching",
+    "plot_pr_curves",
+    "draw_ap_rules",
 ]
 
 # A colour-blind friendly cycle (Okabe-Ito), used for classes and anchors alike.
@@ -512,6 +525,253 @@ def draw_location(
     return out
 
 
+def draw_direct_location(
+    ax: plt.Axes,
+    t: Sequence[float] = (0.5, 0.3, 0.35, 0.3),
+    cell: tuple[int, int] = (2, 2),
+    anchor: Sequence[float] = (2.4, 2.2),
+    *,
+    cells: tuple[int, int] = (5, 6),
+) -> dict[str, np.ndarray]:
+    """The labelled diagram of direct location prediction (the paper's Figure 3), in grid cells.
+
+    A few cells of the grid from its top-left corner; the predicting cell at column
+    ``c_x`` and row ``c_y`` (shaded), reached by arrows labelled ``c_x`` and ``c_y``;
+    the prior (dashed, ``p_w x p_h``, centred in the cell); the predicted box (solid,
+    ``b_w x b_h``) whose centre sits ``sigma(t_x)``, ``sigma(t_y)`` from the cell's corner,
+    with the formulas beside it. Chapter 5 draws it next to its sliders.
+
+    Args:
+        ax: where to draw.
+        t: ``(t_x, t_y, t_w, t_h)``.
+        cell: ``(c_y, c_x)``, the row and column of the predicting cell.
+        anchor: ``(p_w, p_h)`` in grid cells.
+        cells: ``(rows, cols)`` of the grid shown.
+
+    Returns:
+        ``{"cell", "prior", "box"}``: (4,) ``(x1, y1, x2, y2)`` in grid cells, the box as
+        :func:`yolov2_lib.decode.decode_boxes` gives it (times the grid size).
+    """
+    if len(t) != 4:
+        raise ValueError(f"Expected t = (t_x, t_y, t_w, t_h), got {t!r}.")
+    rows, cols = cells
+    c_y, c_x = cell
+    if not (0 <= c_y < rows and 0 <= c_x < cols):
+        raise ValueError(f"cell {cell} outside the {rows} x {cols} cells shown.")
+    p_w, p_h = float(anchor[0]), float(anchor[1])
+    raw = torch.zeros(rows, cols, 1, 4, dtype=torch.float64)
+    raw[c_y, c_x, 0] = torch.tensor([float(v) for v in t], dtype=torch.float64)
+    b = decode.decode_boxes(raw, torch.tensor([[p_w, p_h]], dtype=torch.float64))[c_y, c_x, 0]
+    bx, by, bw, bh = (b * torch.tensor([cols, rows, cols, rows], dtype=torch.float64)).tolist()  # grid cells
+    sx, sy = bx - c_x, by - c_y  # sigma(t_x), sigma(t_y)
+    out = {"cell": np.array([c_x, c_y, c_x + 1, c_y + 1], dtype=float),
+           "prior": np.array([c_x + 0.5 - p_w / 2, c_y + 0.5 - p_h / 2, c_x + 0.5 + p_w / 2, c_y + 0.5 + p_h / 2]),
+           "box": np.array([bx - bw / 2, by - bh / 2, bx + bw / 2, by + bh / 2])}
+    for k in range(cols + 1):
+        ax.plot([k, k], [0, rows], color="0.75", lw=0.8, zorder=0)
+    for k in range(rows + 1):
+        ax.plot([0, cols], [k, k], color="0.75", lw=0.8, zorder=0)
+    ax.add_patch(patches.Rectangle((c_x, c_y), 1, 1, facecolor=CLASS_COLORS[0], alpha=0.3, edgecolor="none"))
+    x1, y1, x2, y2 = out["prior"]
+    ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="0.35", lw=1.5,
+                                   linestyle="--", label="prior"))
+    x1, y1, x2, y2 = out["box"]
+    ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=CLASS_COLORS[4], lw=2.5,
+                                   label="predicted box"))
+    ax.plot([bx], [by], "o", color=CLASS_COLORS[4], ms=6)
+    arrow = {"arrowstyle": "->", "lw": 1.3, "color": "black"}
+    ax.annotate("", (c_x, -0.15), (0, -0.15), arrowprops=arrow)
+    ax.text(c_x / 2, -0.25, "$c_x$", ha="center", va="bottom", fontsize=12)
+    ax.annotate("", (-0.15, c_y), (-0.15, 0), arrowprops=arrow)
+    ax.text(-0.25, c_y / 2, "$c_y$", ha="right", va="center", fontsize=12)
+    red = dict(arrow, color=CLASS_COLORS[5])
+    ax.annotate("", (bx, c_y), (c_x, c_y), arrowprops=red)
+    ax.text((c_x + bx) / 2, c_y - 0.05, r"$\sigma(t_x)$", ha="center", va="bottom", fontsize=11,
+            color=CLASS_COLORS[5])
+    ax.annotate("", (c_x, by), (c_x, c_y), arrowprops=red)
+    ax.text(c_x - 0.05, (c_y + by) / 2, r"$\sigma(t_y)$", ha="right", va="center", fontsize=11,
+            color=CLASS_COLORS[5])
+    blue = dict(arrow, arrowstyle="<->", color=CLASS_COLORS[4])
+    ax.annotate("", (x2, y2 + 0.12), (x1, y2 + 0.12), arrowprops=blue)
+    ax.text(bx, y2 + 0.18, "$b_w$", ha="center", va="top", fontsize=12, color=CLASS_COLORS[4])
+    ax.annotate("", (x2 + 0.12, y2), (x2 + 0.12, y1), arrowprops=blue)
+    ax.text(x2 + 0.18, by, "$b_h$", ha="left", va="center", fontsize=12, color=CLASS_COLORS[4])
+    px1, py1, px2, _ = out["prior"]
+    ax.text((px1 + px2) / 2, py1 + 0.05, "$p_w$", ha="center", va="top", fontsize=11, color="0.35")
+    ax.text(px1 + 0.05, c_y + 1.1, "$p_h$", ha="left", va="center", fontsize=11, color="0.35")
+    formulas = (r"$b_x = \sigma(t_x) + c_x$" "\n" r"$b_y = \sigma(t_y) + c_y$" "\n"
+                r"$b_w = p_w\,e^{t_w}$" "\n" r"$b_h = p_h\,e^{t_h}$")
+    ax.text(cols + 0.3, 0.2, formulas, ha="left", va="top", fontsize=12, linespacing=1.8)
+    ax.set_xlim(-0.8, cols + 2.6)
+    ax.set_ylim(rows + 0.5, -0.7)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    return out
+
+
+# ---------------------------------------------------------------- from 845 boxes to a few detections (chapter 5)
+
+
+def _class_color(k: int) -> str:
+    return CLASS_COLORS[int(k) % len(CLASS_COLORS)]
+
+
+def draw_nms_before_after(
+    image: np.ndarray,
+    boxes: np.ndarray | torch.Tensor,
+    scores: np.ndarray | torch.Tensor,
+    classes: np.ndarray | torch.Tensor,
+    kept: np.ndarray | torch.Tensor,
+    class_names: Sequence[str],
+    *,
+    threshold: float | None = None,
+    iou_threshold: float | None = None,
+) -> plt.Figure:
+    """Two panels: every candidate above the threshold, then what non-maximum suppression keeps.
+
+    Boxes are drawn in their class colour, thin on the left, with their score on
+    the right. The section "From 845 boxes to a few detections" of chapter 5 uses it.
+
+    Args:
+        image: (H, W, 3) picture.
+        boxes: (N, 4) candidate corners in the image's pixels.
+        scores: (N,) their scores.
+        classes: (N,) their classes.
+        kept: (K,) indices of the candidates NMS keeps.
+        class_names: names of the classes (for the legend and the labels).
+        threshold: the score threshold, for the title.
+        iou_threshold: the NMS IoU, for the title.
+
+    Returns:
+        The figure (its two axes hold one rectangle per candidate and per kept box).
+    """
+    boxes = _as_float_array(boxes).reshape(-1, 4)
+    scores = _as_float_array(scores).reshape(-1)
+    classes = _as_float_array(classes).reshape(-1).astype(int)
+    kept = np.asarray(kept.cpu() if isinstance(kept, torch.Tensor) else kept, dtype=int).reshape(-1)
+    if not (len(boxes) == len(scores) == len(classes)):
+        raise ValueError(f"boxes, scores and classes differ in length: {len(boxes)}, {len(scores)}, {len(classes)}.")
+    if kept.size and (kept.min() < 0 or kept.max() >= len(boxes)):
+        raise ValueError(f"kept indices must lie in [0, {len(boxes)}).")
+    fig, (ax_before, ax_after) = plt.subplots(1, 2, figsize=(12, 4.8))
+    show_image(image, ax_before)
+    show_image(image, ax_after)
+    draw_boxes(ax_before, boxes, colors=[_class_color(k) for k in classes], lw=0.9)
+    draw_boxes(ax_after, boxes[kept], [f"{s:.2f}" for s in scores[kept]],
+               [_class_color(k) for k in classes[kept]], lw=1.8)
+    rule = f"score > {threshold:g}" if threshold is not None else "above the threshold"
+    ax_before.set_title(f"before NMS: {len(boxes)} (box, class) pairs with {rule}", fontsize=10)
+    after = f"after class-wise NMS at IoU {iou_threshold:g}" if iou_threshold is not None else "after NMS"
+    ax_after.set_title(f"{after}: {len(kept)} detections", fontsize=10)
+    present = sorted(set(classes.tolist()))
+    handles = [patches.Patch(facecolor="none", edgecolor=_class_color(k), label=class_names[k]) for k in present]
+    if handles:
+        ax_after.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.85)
+    fig.tight_layout()
+    return fig
+
+
+def draw_nms_step(
+    ax: plt.Axes,
+    image: np.ndarray,
+    boxes: np.ndarray | torch.Tensor,
+    scores: np.ndarray | torch.Tensor,
+    suppressed_by: np.ndarray | torch.Tensor,
+    iou: np.ndarray | torch.Tensor,
+    winner: int,
+    *,
+    margin: float = 0.25,
+) -> list[int]:
+    """One decision of greedy NMS: a kept box (solid) and the boxes it removed (dashed).
+
+    The title gives how many it removed and the range of their IoU with it.
+
+    The view is zoomed on those boxes. Fed by :func:`yolov2_lib.boxes.nms_trace`; the
+    section "From 845 boxes to a few detections" of chapter 5 steps through it.
+
+    Args:
+        ax: where to draw.
+        image: (H, W, 3) picture.
+        boxes: (N, 4) candidate corners in pixels.
+        scores: (N,) their scores.
+        suppressed_by: (N,) ``NMSTrace.suppressed_by``.
+        iou: (N,) ``NMSTrace.iou``.
+        winner: index of a kept candidate.
+        margin: extra room around the boxes, as a fraction of their extent.
+
+    Returns:
+        Indices of the removed boxes, by decreasing score.
+    """
+    boxes = _as_float_array(boxes).reshape(-1, 4)
+    scores = _as_float_array(scores).reshape(-1)
+    by = np.asarray(suppressed_by.cpu() if isinstance(suppressed_by, torch.Tensor) else suppressed_by, dtype=int)
+    iou = _as_float_array(iou).reshape(-1)
+    if not 0 <= winner < len(boxes) or by[winner] != -1:
+        raise ValueError(f"candidate {winner} is not a kept box.")
+    removed = [int(i) for i in np.flatnonzero(by == winner)]
+    removed.sort(key=lambda i: (-scores[i], i))
+    show_image(image, ax)
+    draw_boxes(ax, boxes[removed], None, CLASS_COLORS[5], lw=1.2, linestyle="--")
+    draw_boxes(ax, boxes[[winner]], [f"kept {scores[winner]:.2f}"], CLASS_COLORS[2], lw=2.5)
+    group = boxes[[winner] + removed]
+    x1, y1 = group[:, 0].min(), group[:, 1].min()
+    x2, y2 = group[:, 2].max(), group[:, 3].max()
+    dx, dy = margin * (x2 - x1), margin * (y2 - y1)
+    height, width = image.shape[:2]
+    ax.set_xlim(max(x1 - dx, 0), min(x2 + dx, width))
+    ax.set_ylim(min(y2 + dy, height), max(y1 - dy, 0))
+    span = f" (IoU {iou[removed].min():.2f} to {iou[removed].max():.2f})" if removed else ""
+    ax.set_title(f"kept {scores[winner]:.2f}, removes {len(removed)}{span}", fontsize=9)
+    return removed
+
+
+def draw_anchor_labels(
+    ax: plt.Axes,
+    image: np.ndarray,
+    anchors: np.ndarray | torch.Tensor,
+    labels: np.ndarray | torch.Tensor,
+    truths: np.ndarray | torch.Tensor,
+    title: str | None = None,
+) -> None:
+    """The positive anchors of one labelling rule over the photo, with the objects.
+
+    Objects dashed white; each positive anchor solid, in the colour of the object it
+    overlaps most. The title counts positive, ignored and negative anchors. Chapter 6
+    (the loss) draws the RPN's, SSD's and YOLO v2's rules side by side.
+
+    Args:
+        ax: where to draw.
+        image: (H, W, 3) picture.
+        anchors: (N, 4) anchor boxes in pixels (``xyxy``).
+        labels: (N,) 1 positive, 0 negative, -1 ignored.
+        truths: (M, 4) object boxes in pixels.
+        title: the rule's name, put before the counts.
+    """
+    boxes = _as_float_array(anchors).reshape(-1, 4)
+    lab = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).reshape(-1)
+    gt = _as_float_array(truths).reshape(-1, 4)
+    if len(lab) != len(boxes):
+        raise ValueError(f"Expected one label per anchor: {len(boxes)} anchors, {len(lab)} labels.")
+    show_image(image, ax)
+    draw_boxes(ax, gt, None, "white", lw=1.5, linestyle="--")
+    pos = np.flatnonzero(lab == 1)
+    if len(pos) and len(gt):
+        x1 = np.maximum(boxes[pos, None, 0], gt[None, :, 0])
+        y1 = np.maximum(boxes[pos, None, 1], gt[None, :, 1])
+        x2 = np.minimum(boxes[pos, None, 2], gt[None, :, 2])
+        y2 = np.minimum(boxes[pos, None, 3], gt[None, :, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+        iou = inter / (area(boxes[pos])[:, None] + area(gt)[None, :] - inter)
+        owner = iou.argmax(1)
+    else:
+        owner = np.zeros(len(pos), dtype=int)
+    draw_boxes(ax, boxes[pos], None, [CLASS_COLORS[int(o) % len(CLASS_COLORS)] for o in owner], lw=1.6)
+    counts = f"{len(pos)} positive, {int((lab == -1).sum())} ignored, {int((lab == 0).sum())} negative"
+    ax.set_title(f"{title}\n{counts}" if title else counts, fontsize=9)
+
+
 # ---------------------------------------------------------------- the loss (chapter 6)
 
 
@@ -616,6 +876,218 @@ def draw_cell_maps(
         fig.colorbar(art, ax=ax, fraction=0.046, pad=0.02)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- the whole network in one picture (chapters 2, 7)
+
+_BRANCH_COLORS = {"input": "#DDDDDD", "main": "#B9DCF2", "passthrough": "#F6CF8A", "head": "#A8DCC8"}
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    c, h, w = shape
+    return f"{h} x {w} x {c}"
+
+
+def _layers_text(layers: Sequence[int]) -> str:
+    if not layers:
+        return ""
+    if len(layers) == 1:
+        return f"layer {layers[0]}"
+    return f"layers {layers[0]}-{layers[-1]}"
+
+
+def draw_network(
+    ax: plt.Axes,
+    model,
+    input_size: int | tuple[int, int] = 416,
+    *,
+    highlight: str | None = None,
+) -> list:
+    """The YOLO v2 detector as a block diagram, with the shape of every stage's output.
+
+    The boxes are ``model.network_stages(model, input_size)``: Darknet-19's
+    convolutions grouped between its max-pools (drawn on the arrows), the two
+    3 x 3 convolutions on the 13 x 13 map, the passthrough branch from
+    darknet layer 16 on the right (1 x 1 conv, reorg), the concatenation, the
+    last 3 x 3 convolution and the 1 x 1 head. Every label is read from the
+    model, so a narrower model or the 2016 variant draws its own channels.
+    Chapter 2 shows the whole network; chapter 7 highlights the passthrough.
+
+    Args:
+        ax: the axes (about 10 x 9 inches suits it).
+        model: a ``model.YOLOv2``.
+        input_size: image side, or (height, width).
+        highlight: ``"passthrough"`` to colour only the passthrough branch
+            and the concatenation it joins (the rest in grey), or ``None``.
+
+    Returns:
+        The stages drawn (``model.Stage`` rows).
+    """
+    from .model import network_stages  # the face imports the network; the network never imports the face
+
+    if highlight not in (None, "passthrough"):
+        raise ValueError(f"highlight must be None or 'passthrough', got {highlight!r}.")
+    stages = network_stages(model, input_size)
+    main_w, side_w, box_h, side_x = 5.2, 3.4, 0.62, 6.6
+    pos: dict[int, tuple[float, float, float]] = {}  # stage index -> (x centre, y centre, width)
+    pool_after: dict[int, str] = {}
+    row, last_main = 0, None
+    branch = [k for k, s in enumerate(stages) if s.branch == "passthrough"]
+    for k, s in enumerate(stages):
+        if s.name == "max-pool":
+            pool_after[last_main] = f"max-pool {s.detail}"
+            continue
+        if s.branch == "passthrough":
+            continue
+        pos[k] = (0.0, -row, main_w)
+        last_main, row = k, row + 1
+    # the passthrough reads the last map before the final max-pool (darknet layer 16)
+    pools = [k for k, s in enumerate(stages) if s.name == "max-pool"]
+    source = max(k for k in pos if k < pools[-1])
+    concat = next(k for k, s in enumerate(stages) if s.name == "concat")
+    concat_y = pos[concat][1]
+    for j, k in enumerate(branch):  # stacked just above the concatenation
+        pos[k] = (side_x, concat_y + len(branch) - j, side_w)
+
+    def faded(k: int) -> bool:
+        return highlight == "passthrough" and not (stages[k].branch == "passthrough" or k in (concat, source))
+
+    for k, (x, y, width) in pos.items():
+        s = stages[k]
+        color = "#EEEEEE" if faded(k) else _BRANCH_COLORS[s.branch]
+        edge = "#999999" if faded(k) else "#333333"
+        ax.add_patch(patches.FancyBboxPatch((x - width / 2, y - box_h / 2), width, box_h,
+                                            boxstyle="round,pad=0.02,rounding_size=0.08",
+                                            facecolor=color, edgecolor=edge, lw=1.6 if not faded(k) else 0.8))
+        text_color = "#888888" if faded(k) else "black"
+        ax.text(x, y + 0.12, f"{s.name}: {s.detail}", ha="center", va="center", fontsize=7.5, color=text_color)
+        ax.text(x, y - 0.15, _shape_text(s.output_shape), ha="center", va="center", fontsize=9,
+                fontweight="bold", color=text_color)
+        if s.darknet_layers:
+            ax.text(x - width / 2 - 0.1, y, _layers_text(s.darknet_layers), ha="right", va="center",
+                    fontsize=7, color="#777777")
+
+    arrow = dict(arrowstyle="-|>", color="#444444", lw=1.1, shrinkA=0, shrinkB=0)
+    mains = [k for k in pos if stages[k].branch != "passthrough"]
+    for a, b in zip(mains, mains[1:]):
+        (xa, ya, _), (xb, yb, _) = pos[a], pos[b]
+        ax.annotate("", (xb, yb + box_h / 2), (xa, ya - box_h / 2), arrowprops=arrow)
+        if a in pool_after:
+            ax.text(xa + 0.12, (ya + yb) / 2, pool_after[a], ha="left", va="center", fontsize=7, style="italic",
+                    color="#555555")
+    if branch:
+        hot = dict(arrow, color=CLASS_COLORS[5] if highlight else "#444444", lw=1.8 if highlight else 1.1)
+        xs, ys, ws = pos[source]
+        x0, y0, _ = pos[branch[0]]
+        ax.plot([xs + ws / 2, x0], [ys, ys], color=hot["color"], lw=hot["lw"])
+        ax.annotate("", (x0, y0 + box_h / 2), (x0, ys), arrowprops=hot)
+        for a, b in zip(branch, branch[1:]):
+            ax.annotate("", (pos[b][0], pos[b][1] + box_h / 2), (pos[a][0], pos[a][1] - box_h / 2), arrowprops=hot)
+        xl, yl, _ = pos[branch[-1]]
+        xc, yc, wc = pos[concat]
+        ax.plot([xl, xl], [yl - box_h / 2, yc], color=hot["color"], lw=hot["lw"])
+        ax.annotate("", (xc + wc / 2, yc), (xl, yc), arrowprops=hot)
+        ax.text(x0, ys + 0.12, "passthrough", ha="center", va="bottom", fontsize=8.5, fontweight="bold",
+                color=hot["color"])
+    ax.set_xlim(-main_w / 2 - 1.2, side_x + side_w / 2 + 0.2)
+    ax.set_ylim(-row + 0.4, 0.6)
+    ax.set_aspect("auto")
+    ax.axis("off")
+    return stages
+
+
+def draw_prediction_grids(
+    ax: plt.Axes,
+    maps: Sequence[tuple[str, int, int]],
+    *,
+    image_size: int,
+    title: str | None = None,
+    color: str = CLASS_COLORS[4],
+) -> int:
+    """The maps a detector predicts from, side by side: each one the image cut into its grid.
+
+    Every square stands for the whole image; the lines are the cells of one
+    prediction map, and the label under it gives the grid, the cell size in
+    pixels and the boxes that map predicts. Chapter 7 draws SSD300's six maps
+    next to YOLO v2's single 13 x 13 one.
+
+    Args:
+        ax: the axes (one row of squares).
+        maps: (name, grid side, boxes per cell) for each map, e.g.
+            ``paper.SSD300_MAPS``.
+        image_size: the input side in pixels (300 for SSD300, 416 for YOLO v2).
+        title: the detector's name; the title adds the total number of boxes.
+        color: the colour of the grid lines.
+
+    Returns:
+        The total number of boxes per image.
+    """
+    if not maps:
+        raise ValueError("maps must list at least one (name, grid side, boxes per cell).")
+    total = 0
+    for k, (name, side, per_cell) in enumerate(maps):
+        if side < 1 or per_cell < 1:
+            raise ValueError(f"map {name!r}: grid side and boxes per cell must be >= 1, got {side}, {per_cell}.")
+        x0 = k * 1.25
+        ax.add_patch(patches.Rectangle((x0, 0), 1, 1, facecolor="#F4F4F4", edgecolor="#333333", lw=1.2))
+        lines = np.linspace(0, 1, side + 1)[1:-1]
+        ax.vlines(x0 + lines, 0, 1, color=color, lw=0.6)
+        ax.hlines(lines, x0, x0 + 1, color=color, lw=0.6)
+        boxes = side * side * per_cell
+        total += boxes
+        ax.text(x0 + 0.5, -0.08, name, ha="center", va="top", fontsize=8.5, fontweight="bold")
+        ax.text(x0 + 0.5, -0.22, f"{side} x {side} cells of {image_size / side:.0f} px", ha="center", va="top",
+                fontsize=8)
+        ax.text(x0 + 0.5, -0.36, f"x {per_cell} = {boxes:,} boxes", ha="center", va="top", fontsize=8)
+    ax.set_xlim(-0.1, max(len(maps), 1) * 1.25)
+    ax.set_ylim(-0.5, 1.05)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(f"{title}: {total:,} boxes per image", fontsize=10, loc="left")
+    return total
+
+
+
+# ---------------------------------------------------------------- the paper's comparison (chapter 1)
+
+
+def plot_detector_comparison(ax: plt.Axes, results: Sequence, *, realtime_fps: float = 30.0) -> None:
+    """Speed against accuracy for the detectors of a comparison table (the paper's Table 3).
+
+    The YOLOv2 rows (one network at several input sizes) are joined into one
+    curve; every other detector is a labelled point. The speed axis is
+    logarithmic, so 0.5 and 91 frames per second fit on one plot. Chapter 1
+    draws it.
+
+    Args:
+        ax: the axes.
+        results: rows with ``detector``, ``map`` and ``fps`` (``paper.TABLE3_DETECTORS``).
+        realtime_fps: where a dashed line marks real time (``None`` for none).
+    """
+    rows = [r for r in results if r.fps]
+    if not rows:
+        raise ValueError("results must hold at least one row with a speed (fps).")
+    yolo = [r for r in rows if r.detector.startswith("YOLOv2")]
+    others = [r for r in rows if not r.detector.startswith("YOLOv2")]
+    if yolo:
+        sizes = [r.detector.split()[-1].split("x")[0] for r in yolo]
+        plot_speed_accuracy(ax, sizes, [r.fps for r in yolo], [r.map for r in yolo], label="YOLOv2 (one network)",
+                            color=CLASS_COLORS[5])
+    for r in others:
+        ax.plot(r.fps, r.map, marker="s", linestyle="none", color=CLASS_COLORS[4])
+        ax.annotate(r.detector, (r.fps, r.map), textcoords="offset points", xytext=(5, -10), fontsize=8)
+    if realtime_fps:
+        ax.axvline(realtime_fps, color="#777777", linestyle="--", lw=1)
+        ax.text(realtime_fps * 0.95, max(r.map for r in rows), "real time", fontsize=8, color="#555555",
+                ha="right", va="top")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("frames per second (log scale)")
+    ax.set_ylabel("VOC 2007 mAP (%)")
+    ax.grid(alpha=0.3, which="both")
+    if yolo:
+        ax.legend(loc="lower left", fontsize=8)
 
 
 # ---------------------------------------------------------------- Darknet-19's layer table (chapter 2)
@@ -1078,6 +1550,227 @@ def draw_detections(
     draw_boxes(ax, det[shown, :4], None, [c for c, keep in zip(colors, shown) if keep], lw=1.5)
     counts = f"{int(m.tp.sum())} right, {int(m.fp.sum())} wrong, {int(m.missed.sum())} missed"
     ax.set_title(f"{title}: {counts}" if title else counts, fontsize=9)
+
+
+# ---------------------------------------------------------------- measuring a detector (after chapter 9)
+
+#: Colours of a detection's verdict in drawings of the VOC matching.
+OUTCOME_COLORS: dict[str, str] = {"TP": "#009E73", "FP": "#D55E00", "ignored": "#8C8C8C"}
+
+
+def _square_limits(ax: plt.Axes, boxes: np.ndarray, margin: float = 0.08) -> None:
+    """Equal-aspect limits around (x1, y1, x2, y2) boxes, y down as in an image."""
+    x1, y1 = boxes[:, :2].min(0)
+    x2, y2 = boxes[:, 2:4].max(0)
+    pad = margin * max(x2 - x1, y2 - y1)
+    ax.set_xlim(x1 - pad, x2 + pad)
+    ax.set_ylim(y2 + pad, y1 - pad)
+    ax.set_aspect("equal")
+
+
+def draw_iou(ax: plt.Axes, box1: Sequence[float], box2: Sequence[float],
+             labels: tuple[str, str] = ("A", "B")) -> float:
+    """Two boxes, their intersection filled and their union outlined, titled with the IoU.
+
+    The picture of intersection over union from first principles: the overlap
+    (dark) divided by the area the two boxes cover together (light and dark).
+    Boxes are continuous (a box from x1 to x2 is ``x2 - x1`` wide). Explained in
+    the section "Measuring a detector" (after chapter 9).
+
+    Args:
+        ax: the axes.
+        box1, box2: ``(x1, y1, x2, y2)`` corners.
+        labels: the names written in the boxes' corners.
+
+    Returns:
+        The IoU, as :func:`yolov2_lib.boxes.box_iou` computes it.
+    """
+    from .boxes import box_area, box_iou
+
+    pair = torch.tensor([list(box1), list(box2)], dtype=torch.float64)
+    if pair.shape != (2, 4) or bool((pair[:, 2:] < pair[:, :2]).any()):
+        raise ValueError(f"Expected two (x1, y1, x2, y2) boxes with x2 >= x1 and y2 >= y1, got {pair.tolist()}.")
+    iou = float(box_iou(pair[:1], pair[1:])[0, 0])
+    lo = torch.maximum(pair[0, :2], pair[1, :2])
+    hi = torch.minimum(pair[0, 2:], pair[1, 2:])
+    inter_wh = (hi - lo).clamp(min=0)
+    inter = float(inter_wh.prod())
+    union = float(box_area(pair).sum()) - inter
+    for k, ((x1, y1, x2, y2), color, label) in enumerate(zip(pair.tolist(), CLASS_COLORS[:2], labels)):
+        ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, facecolor=color, alpha=0.3, edgecolor=color, lw=2))
+        # the first name in its top-left corner, the second in its bottom-right: never both in the overlap
+        ax.text(*((x1, y1) if k == 0 else (x2, y2)), label, color=color, fontsize=10, fontweight="bold",
+                va="top" if k == 0 else "bottom", ha="left" if k == 0 else "right", zorder=5,
+                bbox={"facecolor": "white", "alpha": 0.85, "pad": 1.5, "edgecolor": "none"})
+    if inter > 0:
+        ax.add_patch(patches.Rectangle(tuple(lo.tolist()), *inter_wh.tolist(), facecolor="#555555", alpha=0.45,
+                                       edgecolor="black", hatch="//", lw=0.8))
+    _square_limits(ax, pair.numpy())
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"IoU = {inter:g} / {union:g} = {iou:.2f}", fontsize=10)
+    return iou
+
+
+def draw_matching(
+    ax: plt.Axes,
+    detections: np.ndarray | torch.Tensor,
+    ground_truth: np.ndarray | torch.Tensor,
+    match: ImageMatch,
+    image: np.ndarray | None = None,
+) -> None:
+    """The VOC matching of one image: every detection coloured by its verdict.
+
+    Objects are dashed (grey and hatched when difficult); detections are solid,
+    green for a true positive, red for a false positive (too little overlap, or
+    a duplicate of an object already taken), grey when ignored on a difficult
+    object, each labelled with its rank by score. Explained in the section
+    "Measuring a detector" (after chapter 9).
+
+    Args:
+        ax: the axes.
+        detections: (N, 6) rows ``(x1, y1, x2, y2, score, class)``.
+        ground_truth: (M, 6) rows ``(x1, y1, x2, y2, class, difficult)``.
+        match: the :class:`yolov2_lib.evaluate.ImageMatch` of these rows
+            (from :func:`~yolov2_lib.evaluate.match_detections`).
+        image: optional (H, W, 3) picture under the boxes; without it the boxes
+            are drawn on a blank canvas.
+    """
+    det = _as_float_array(detections).reshape(-1, 6)
+    gt = _as_float_array(ground_truth).reshape(-1, 6)
+    if len(match.tp) != len(det) or len(match.missed) != len(gt):
+        raise ValueError(f"The match is for {len(match.tp)} detections and {len(match.missed)} objects, "
+                         f"got {len(det)} and {len(gt)}.")
+    if image is not None:
+        show_image(image, ax)
+    for k, (x1, y1, x2, y2, _, difficult) in enumerate(gt):
+        color = OUTCOME_COLORS["ignored"] if difficult else "black"
+        ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, lw=1.5,
+                                       linestyle="--", hatch="///" if difficult else None))
+        ax.text(x2, y2, "difficult" if difficult else f"object {k}", color=color, fontsize=8, ha="right",
+                va="bottom", zorder=5, bbox={"facecolor": "white", "alpha": 0.85, "pad": 1, "edgecolor": "none"})
+    rank = np.empty(len(det), dtype=np.int64)
+    rank[np.argsort(-det[:, 4], kind="stable")] = np.arange(1, len(det) + 1)
+    for i, (x1, y1, x2, y2, score, _) in enumerate(det):
+        kind = "TP" if match.tp[i] else "FP" if match.fp[i] else "ignored"
+        color = OUTCOME_COLORS[kind]
+        ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, lw=2))
+        ax.text(x1, y1, f"{rank[i]}", color="white", fontsize=8, va="center", ha="center",
+                bbox={"facecolor": color, "edgecolor": "none", "boxstyle": "circle,pad=0.25"})
+    if image is None:
+        everything = np.concatenate([det[:, :4], gt[:, :4]]) if len(det) + len(gt) else np.array([[0, 0, 1, 1.0]])
+        _square_limits(ax, everything)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [patches.Patch(color=OUTCOME_COLORS[k], label=k) for k in ("TP", "FP", "ignored")]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
+def _envelope_steps(recall: np.ndarray, precision: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The envelope as a step line from recall 0 to 1 (0 past the largest recall)."""
+    from .evaluate import precision_envelope
+
+    rec = np.asarray(recall, dtype=np.float64)
+    env = precision_envelope(precision)
+    if rec.size == 0:
+        return np.array([0.0, 1.0]), np.array([0.0, 0.0])
+    # on (rec[i-1], rec[i]] the envelope is env[i]; "pre" steps draw exactly that
+    x = np.concatenate(([0.0], rec, [rec[-1], 1.0]))
+    y = np.concatenate(([env[0]], env, [0.0, 0.0]))
+    return x, y
+
+
+def plot_pr_curves(result: VOCResult, *, mark_score: float | None = None, class_names: Sequence[str] | None = None) -> plt.Figure:
+    """The precision-recall curve of each class, with its monotone envelope.
+
+    Walking down a class's detections by decreasing score, each one moves the
+    curve: a true positive right (recall) and up, a false positive down. The
+    thin line is that walk; the thick step line is the envelope every AP rule
+    reads. Explained in the section "Measuring a detector" (after chapter 9).
+
+    Args:
+        result: a :class:`yolov2_lib.evaluate.VOCResult`.
+        mark_score: optional score threshold; a dot marks the point of the curve
+            where the detections scoring at least this much end.
+        class_names: titles (default: the result's class names).
+
+    Returns:
+        The figure, one panel per class with ground truth.
+    """
+    names = list(class_names) if class_names is not None else list(result.class_names)
+    shown = [c for c in range(len(names)) if result.num_positives[c] > 0]
+    if not shown:
+        raise ValueError("No class has ground truth: there is no precision-recall curve to draw.")
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
+    for ax, c in zip(axes[0], shown):
+        rec, prec = result.recall[c], result.precision[c]
+        color = CLASS_COLORS[c % len(CLASS_COLORS)]
+        ax.plot(rec, prec, color=color, lw=0.8, alpha=0.6, label="after each detection")
+        x, y = _envelope_steps(rec, prec)
+        ax.step(x, y, where="pre", color="black", lw=1.6, label="envelope")
+        if mark_score is not None and rec.size:
+            last = int(np.searchsorted(-result.scores[c], -mark_score, side="right")) - 1
+            if last >= 0:
+                ax.plot([rec[last]], [prec[last]], "o", color=color, mec="black", ms=7,
+                        label=f"score >= {mark_score:g}")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{names[c]}: {result.num_positives[c]} objects, {result.num_detections[c]} detections",
+                     fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def draw_ap_rules(recall: np.ndarray, precision: np.ndarray, title: str | None = None) -> plt.Figure:
+    """One precision-recall curve scored by the three AP rules, one panel each.
+
+    Left, the area under the envelope (VOC 2010+); middle, the 11 heights VOC
+    2007 averages (recall 0, 0.1, ..., 1); right, the 101 heights of COCO's
+    rule (recall 0, 0.01, ..., 1). A height is 0 past the largest recall the
+    detector reaches. Explained in the section "Measuring a detector" (after
+    chapter 9).
+
+    Args:
+        recall: (D,) recall after each detection in score order.
+        precision: (D,) precision after each detection.
+        title: the figure's title (e.g. the class).
+
+    Returns:
+        The figure; each panel's title gives its AP.
+    """
+    from .evaluate import average_precision, recall_levels, sampled_precision
+
+    rec = np.asarray(recall, dtype=np.float64).reshape(-1)
+    prec = np.asarray(precision, dtype=np.float64).reshape(-1)
+    x, y = _envelope_steps(rec, prec)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+    names = {"area": "area (VOC 2010+)", "11point": "11 points (VOC 2007)", "101point": "101 points (COCO)"}
+    for ax, rule in zip(axes, ("area", "11point", "101point")):
+        ax.plot(rec, prec, color="#8C8C8C", lw=0.8, alpha=0.7)
+        ax.step(x, y, where="pre", color="black", lw=1.4)
+        if rule == "area":
+            ax.fill_between(x, y, step="pre", color=CLASS_COLORS[1], alpha=0.45)
+        else:
+            levels = recall_levels(rule)
+            heights = sampled_precision(rec, prec, levels)
+            big = rule == "11point"
+            ax.vlines(levels, 0, heights, color=CLASS_COLORS[0], lw=2.5 if big else 1.0)
+            ax.plot(levels, heights, "o", color=CLASS_COLORS[0], ms=6 if big else 2.5,
+                    mec="black" if big else CLASS_COLORS[0], mew=0.6)
+        ax.set_title(f"{names[rule]}: AP = {average_precision(rec, prec, rule):.3f}", fontsize=10)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("recall")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("precision")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
 
 
 # ---------------------------------------------------------------- chapter 8: multi-scale training

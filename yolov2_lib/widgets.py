@@ -26,7 +26,7 @@ from . import viz
 from .anchors import iou_distance as _iou_distance
 
 __all__ = [
-    "figure_png", "png_image", "kernel_free_slider", "live", "head_explorer", "location_explorer",
+    "figure_png", "png_image", "kernel_free_slider", "kernel_free_grid", "live", "head_explorer", "location_explorer",
     "reorg_explorer",
     "anchor_editor",
 ]
@@ -83,6 +83,55 @@ def kernel_free_slider(
     slider.add_class("kernel-free-slider")
     stack.add_class("kernel-free-stack")
     return W.VBox([slider, stack])
+
+
+def kernel_free_grid(
+    rows: Sequence[int | float | str],
+    cols: Sequence[int | float | str],
+    draw: Callable[[int | float | str, int | float | str], plt.Figure],
+    descriptions: tuple[str, str],
+    value: tuple[int | float | str, int | float | str] | None = None,
+    dpi: int = 80,
+) -> W.VBox:
+    """Two sliders over a grid of settings, switching between figures drawn in advance.
+
+    ``draw(r, c)`` makes the figure of every pair once. The first slider picks a
+    row of pictures (an outer Stack), the second the picture within every row
+    (one inner Stack per row, all linked to it), with client-side links only, so
+    the widget works in the static HTML. The section "From 845 boxes to a few
+    detections" of chapter 5 uses it for the score threshold and the NMS IoU.
+
+    Args:
+        rows: the first slider's positions.
+        cols: the second slider's positions.
+        draw: makes the figure for one ``(row value, column value)``.
+        descriptions: the two sliders' labels.
+        value: the initial ``(row value, column value)`` (default: the first of each).
+        dpi: resolution of the stored pictures.
+
+    Returns:
+        A VBox(slider over rows, slider over columns, outer stack); the outer stack's
+        children are the inner stacks, one per row value.
+    """
+    rows, cols = list(rows), list(cols)
+    if not rows or not cols:
+        raise ValueError("kernel_free_grid needs at least one value on each slider")
+    start = (rows.index(value[0]), cols.index(value[1])) if value is not None else (0, 0)
+    inner = [W.Stack([png_image(figure_png(draw(r, c), dpi=dpi)) for c in cols], selected_index=start[1])
+             for r in rows]
+    outer = W.Stack(inner, selected_index=start[0])
+    sliders = []
+    for values, label, at in ((rows, descriptions[0], start[0]), (cols, descriptions[1], start[1])):
+        slider = W.SelectionSlider(options=[(str(v), i) for i, v in enumerate(values)], value=at,
+                                   description=label, continuous_update=True,
+                                   style={"description_width": "110px"}, layout=W.Layout(width="480px"))
+        slider.add_class("kernel-free-slider")
+        sliders.append(slider)
+    W.jslink((sliders[0], "index"), (outer, "selected_index"))
+    for stack in inner:
+        W.jslink((sliders[1], "index"), (stack, "selected_index"))
+    outer.add_class("kernel-free-stack")
+    return W.VBox([*sliders, outer])
 
 
 def live(controls: Mapping[str, W.ValueWidget], update: Callable[..., None]) -> W.VBox:

@@ -270,16 +270,36 @@ class Registry:
                 lines.append(f"  - build {f.path} from {f.build.describe()}")
         return "\n".join(lines)
 
+    def _partial(self, ds: Dataset) -> str:
+        """Sentences naming the files missing from each local folder that holds part of ``ds``."""
+        sentences = []
+        for label, root in self._candidates(ds):
+            missing = [f.path for f in ds.files if not (root / f.path).is_file()]
+            if not missing or len(missing) == len(ds.files):
+                continue
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            sentences.append(f"{label} {root} holds {len(ds.files) - len(missing)} of its {len(ds.files)} "
+                             f"files; missing: {shown}.")
+        return " ".join(sentences)
+
     def _obtain(self, ds: Dataset, root: Path, searched: list[str]) -> None:
         """Download and build the files missing from ``root`` (the cache)."""
         missing = [f for f in ds.files if not (root / f.path).is_file()]
         stuck = [f for f in missing if f.url is None and f.build is None]
+        partial = self._partial(ds)
         if stuck:
             how = "\n".join(f"  - {f.path}: {f.derived or 'no public download'}" for f in stuck)
             raise DatasetUnavailableError(
                 f"dataset {ds.name!r} ({ds.source}) is not available locally "
-                f"(looked in: {'; '.join(searched)}) and these files cannot be downloaded as they are:\n{how}\n"
+                f"(looked in: {'; '.join(searched)}){f'. {partial} And' if partial else ''} these files cannot "
+                f"be downloaded as they are:\n{how}\n"
                 f"Put the files in {root}, or set YOLOV2_DATA to a folder holding '{ds.root or '.'}'."
+            )
+        if self.offline and partial:
+            raise DatasetUnavailableError(
+                f"dataset {ds.name!r} is incomplete: {partial} Downloads are off (YOLOV2_OFFLINE), so nothing "
+                f"was fetched: put the missing file(s) back, or allow downloads (fetch would then fill {root}:\n"
+                f"{self._plan(ds, missing)})"
             )
         if self.offline:
             raise DatasetUnavailableError(
@@ -394,12 +414,13 @@ class Registry:
         cache_root = self.cache_dir / name
         missing = [f for f in ds.files if not (cache_root / f.path).is_file()]
         stuck = [f.path for f in missing if f.url is None and f.build is None]
+        partial = self._partial(ds)
         if stuck:
             plan = f"not obtainable: no download or recipe for {', '.join(stuck)}"
         else:
             plan = ("downloads are off (YOLOV2_OFFLINE); fetch would:\n" if self.offline else "fetch would:\n")
             plan += self._plan(ds, missing)
-        return DatasetStatus(name, None, plan)
+        return DatasetStatus(name, None, f"{partial}\n{plan}" if partial else plan)
 
     @staticmethod
     def _result(ds: Dataset, root: Path) -> Path:

@@ -35,6 +35,7 @@ and 16-bit images are converted to 8-bit-accurate RGB.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import operator
 import warnings
@@ -63,6 +64,7 @@ __all__ = [
     "parse_voc_xml",
     "read_voc",
     "read_boxes_csv",
+    "csv_class_names",
     "write_boxes_csv",
     "load_image",
     "image_size",
@@ -154,7 +156,12 @@ def _check_box(
     """Validate one box; returns it 0-based and clipped to the image, or ``None`` to skip it."""
     x1, y1, x2, y2 = (c - 1 for c in coords) if one_based else coords
     shown = "(" + ", ".join(f"{c:g}" for c in coords) + ")"
-    if x2 <= x1 or y2 <= y1:
+    if x2 < x1 or y2 < y1:
+        swapped = " and ".join(a for a, bad in (("xmax < xmin", x2 < x1), ("ymax < ymin", y2 < y1)) if bad)
+        _report(f"{where}: box (xmin, ymin, xmax, ymax) = {shown} is inverted ({swapped}); the corners may be "
+                "swapped in the file.", strict, "The box is skipped.")  # fmt: skip
+        return None
+    if x2 == x1 or y2 == y1:
         _report(f"{where}: box (xmin, ymin, xmax, ymax) = {shown} has zero area.", strict,
                 "The box is skipped.")  # fmt: skip
         return None
@@ -479,6 +486,42 @@ def _wanted(values: str | Sequence[str] | None) -> set[str] | None:
     return {values} if isinstance(values, str) else {str(v) for v in values}
 
 
+def _csv_text(csv_path: Path) -> io.StringIO:
+    """A CSV file's text for :mod:`csv`: UTF-8, with or without the byte-order mark spreadsheet
+    programs write (``utf-8-sig``).
+
+    Raises:
+        FileNotFoundError: naming the file.
+        ValueError: the file is not UTF-8 text (a binary file, another encoding), naming it.
+    """
+    try:
+        data = Path(csv_path).read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{csv_path} does not exist.") from None
+    try:
+        return io.StringIO(data.decode("utf-8-sig"), newline="")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{csv_path}: not a UTF-8 text CSV (byte 0x{data[exc.start]:02x} at offset {exc.start} "
+                         "cannot be decoded); save it as CSV (UTF-8) from your spreadsheet program.") from None
+
+
+def csv_class_names(csv_path: str | Path) -> list[str]:
+    """The sorted class names of a boxes CSV (the default class list of :func:`read_boxes_csv`).
+
+    Chapter 9 explains boxes CSVs (its BCCD boxes are one; `yolov2 train --boxes-csv` reads yours).
+
+    Args:
+        csv_path: the boxes CSV.
+
+    Raises:
+        ValueError: the file is not a readable UTF-8 CSV, naming it.
+    """
+    try:
+        return sorted({row.get("class") or "" for row in csv.DictReader(_csv_text(Path(csv_path)))})
+    except csv.Error as exc:
+        raise ValueError(f"{csv_path}: not a readable CSV ({exc}).") from None
+
+
 def read_boxes_csv(
     csv_path: str | Path,
     image_dir: str | Path,
@@ -513,29 +556,45 @@ def read_boxes_csv(
     csv_path = Path(csv_path)
     wanted_splits = _wanted(splits)
     wanted_years = _wanted(years)
-    with open(csv_path, newline="") as f:
+    with _csv_text(csv_path) as f:
         reader = csv.DictReader(f)
-        columns = set(reader.fieldnames or ())
-        missing = [c for c in ("image_id", "width", "height", "class", *_COORDS) if c not in columns]
-        if missing:
-            raise ValueError(f"{csv_path}: missing column(s) {', '.join(missing)}; found {sorted(columns)}.")
-        for name, wanted in (("split", wanted_splits), ("year", wanted_years)):
-            if wanted is not None and name not in columns:
-                raise ValueError(f"{csv_path}: cannot select by {name}: the file has no {name!r} column.")
-        rows = []
-        all_classes = set()
-        for row in reader:
-            all_classes.add(row["class"])
-            if wanted_splits is not None and row.get("split") not in wanted_splits:
-                continue
-            if wanted_years is not None and row.get("year") not in wanted_years:
-                continue
-            rows.append((reader.line_num, row))
+        try:
+            rows, all_classes = _csv_rows(reader, csv_path, wanted_splits, wanted_years)
+        except csv.Error as exc:
+            raise ValueError(f"{csv_path}, line {reader.line_num}: not a readable CSV ({exc}).") from None
     if not rows:
         raise ValueError(f"{csv_path}: no rows (splits={splits}, years={years}).")
     if class_names is None:
         class_names = sorted(all_classes)
+    return _records_from_rows(csv_path, rows, image_dir, class_names, one_based, image_ext, strict)
 
+
+def _csv_rows(reader: csv.DictReader, csv_path: Path, wanted_splits: set[str] | None,
+              wanted_years: set[str] | None) -> tuple[list[tuple[int, dict]], set[str]]:
+    """The selected rows of a boxes CSV, with their line numbers, and every class name in it."""
+    columns = set(reader.fieldnames or ())
+    missing = [c for c in ("image_id", "width", "height", "class", *_COORDS) if c not in columns]
+    if missing:
+        raise ValueError(f"{csv_path}: missing column(s) {', '.join(missing)}; found {sorted(columns)}.")
+    for name, wanted in (("split", wanted_splits), ("year", wanted_years)):
+        if wanted is not None and name not in columns:
+            raise ValueError(f"{csv_path}: cannot select by {name}: the file has no {name!r} column.")
+    rows = []
+    all_classes = set()
+    for row in reader:
+        all_classes.add(row["class"])
+        if wanted_splits is not None and row.get("split") not in wanted_splits:
+            continue
+        if wanted_years is not None and row.get("year") not in wanted_years:
+            continue
+        rows.append((reader.line_num, row))
+    return rows, all_classes
+
+
+def _records_from_rows(csv_path: Path, rows: list[tuple[int, dict]], image_dir: str | Path,
+                       class_names: Sequence[str], one_based: bool, image_ext: str,
+                       strict: bool) -> list[ImageRecord]:
+    """One :class:`ImageRecord` per image of the rows of :func:`read_boxes_csv`."""
     images: dict[tuple[str, str], dict[str, Any]] = {}
     for line, row in rows:
         where = f"{csv_path}, line {line} (image {row['image_id']!r})"
@@ -680,8 +739,7 @@ class DetectionDataset(Dataset):
     ) -> "DetectionDataset":
         """Build from a boxes CSV and image folder (see :func:`read_boxes_csv`)."""
         if class_names is None:  # the same classes for every split of the file
-            with open(csv_path, newline="") as f:
-                class_names = sorted({row.get("class") or "" for row in csv.DictReader(f)})
+            class_names = csv_class_names(csv_path)
         records = read_boxes_csv(
             csv_path, image_dir, splits=splits, years=years, class_names=class_names,
             one_based=one_based, image_ext=image_ext, strict=strict,
