@@ -11,8 +11,8 @@ import pytest
 
 # What chapter 9 promises a reader on a CPU without native bf16: six minutes of training.
 BUDGET_MINUTES = 6.0
-# The recipe reached 0.80 and more in six fp32 minutes on 2 cores; a recipe or library change that
-# breaks learning falls far below this floor, while a slower machine's shorter run stays above it.
+# In float32 on 2 cores the six minutes gave 777 updates and a test mAP of 79.5 %; a recipe or library
+# change that breaks learning falls far below this floor, while a slower machine's shorter run stays above it.
 MAP_FLOOR = 70.0
 
 
@@ -41,14 +41,15 @@ def test_chapter9_trained_within_its_budget(chapter9):
 
 
 def test_chapter9_shows_the_map_its_run_reached(chapter9):
-    reached = number_after(chapter9, "reached a test mAP@0.5 of")
+    reached = number_after(chapter9, "this run reached a test mAP@0.5 of")
     assert MAP_FLOOR <= reached <= 100
 
 
 def test_no_built_page_shows_nan(built_book):
     pages = sorted(built_book.rglob("*.html"))
     assert pages
-    bad = [str(p.relative_to(built_book)) for p in pages if re.search(r"\bnan\b", page_text(p), re.I)]
+    # Python prints a missing number as lowercase 'nan'; prose may well speak of a NaN loss
+    bad = [str(p.relative_to(built_book)) for p in pages if re.search(r"\bnan\b", page_text(p))]
     assert bad == []
 
 
@@ -56,5 +57,7 @@ def test_page_text_ignores_code_and_finds_nan_in_prose(tmp_path):
     page = tmp_path / "p.html"
     page.write_text("<p>ran <b>nan</b> times</p><pre>x = float('nan')</pre>")
     assert re.search(r"\bnan\b", page_text(page))
-    page.write_text("<p>ran 2.1 times</p><pre>x = float('nan')</pre><p>nanoseconds</p>")
+    assert page_text(page).count("nan") == 1
+    page.write_text("<p>ran 2.1 times</p><pre>x = float('nan')</pre><p>nanoseconds, a NaN loss</p>")
     assert not re.search(r"\bnan\b", page_text(page))
+    assert "NaN" in page_text(page)

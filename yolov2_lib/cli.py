@@ -790,81 +790,53 @@ def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true", help="same as --amp bf16")
 
 
+def _number(text: str, convert: type, what: str, ok, rule: str):
+    """``convert(text)`` when ``ok`` holds for it; else argparse's error: what was expected, or the rule."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{rule}, got {text}")
+    return value
+
+
 def _side(text: str) -> int:
     """An input side: a positive multiple of 32."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0 or value % 32:
-        raise argparse.ArgumentTypeError(f"must be a positive multiple of 32 (the network stride), got {value}")
-    return value
+    return _number(text, int, "an integer", lambda v: v > 0 and v % 32 == 0,
+                   "must be a positive multiple of 32 (the network stride)")
 
 
 def _minutes(text: str) -> float:
     """A positive, finite number of minutes."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of minutes, got {text}")
-    return value
+    return _number(text, float, "a number of minutes", lambda v: 0 < v < float("inf"),
+                   "must be a positive number of minutes")
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return _number(text, int, "an integer", lambda v: v >= 1, "must be >= 1")
 
 
 def _count(text: str) -> int:
     """A number of things that may be zero (worker processes)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return _number(text, int, "an integer", lambda v: v >= 0, "must be >= 0")
 
 
 def _fraction(text: str) -> float:
     """A threshold between 0 and 1 (a score or an IoU)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+    return _number(text, float, "a number between 0 and 1", lambda v: 0 <= v <= 1, "must be between 0 and 1")
 
 
 def _width(text: str) -> float:
     """A channel multiplier: a positive number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be > 0 (1 is darknet's network, 0.25 a quarter of its channels), "
-                                         f"got {text}")
-    return value
+    return _number(text, float, "a number", lambda v: 0 < v < float("inf"),
+                   "must be > 0 (1 is darknet's network, 0.25 a quarter of its channels)")
 
 
 def _jitter(text: str) -> float:
     """Darknet's crop jitter: each side moves by up to this fraction of the image."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 0.5:
-        raise argparse.ArgumentTypeError(f"must be in [0, 0.5) (a fraction of the image per side), got {text}")
-    return value
+    return _number(text, float, "a number", lambda v: 0 <= v < 0.5,
+                   "must be in [0, 0.5) (a fraction of the image per side)")
 
 
 def _add_inference_parsers(sub) -> None:
