@@ -144,6 +144,8 @@ def _bad_inputs(tiny_data, run: Path, bad: dict[str, Path], tmp: Path) -> list[t
         (train("--max-iterations", "0"), "max_iterations must be None or >= 1"),
         (["detect", last, image, "--score", "1.5"], "--score: must be between 0 and 1"),
         (["detect", last, image, "--device", "banana", "--out", new], "is not a device name"),
+        (["eval", last, *data, "--amp", "fp16", "--device", "cpu"], "--amp fp16: amp='fp16' needs a CUDA device"),
+        (["detect", last, image, "--amp", "fp16", "--device", "cpu", "--out", new], "use amp='auto'"),
         # outputs
         (train(out=str(bad["file"])), "is a file, not a folder"),
         (train(out=str(bad["file"] / "run")), "is a file, so no folder can be made there"),

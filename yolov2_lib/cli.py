@@ -495,6 +495,16 @@ def _load_checkpoint(name: str, *, what: str = "", use_ema: bool = True, device:
 
 
 def _load(args: argparse.Namespace):
+    """The checkpoint's model on ``--device``, once ``--amp`` is known to work there."""
+    import torch
+
+    from .train import autocast_dtype
+
+    args.amp = "bf16" if args.bf16 else args.amp
+    try:
+        autocast_dtype(args.amp, torch.device(args.device or "cpu"))
+    except (ValueError, RuntimeError) as exc:
+        raise _CLIError(f"--amp {args.amp}: {exc}") from None
     return _load_checkpoint(args.checkpoint, use_ema=not args.no_ema, device=args.device or "cpu")[0]
 
 
@@ -515,7 +525,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                         f"{loaded.class_names}.")
     result = evaluate_model(
         loaded.model, data, input_size=args.size, batch_size=args.batch_size, num_workers=args.workers,
-        conf_threshold=args.conf, nms_threshold=args.nms, amp="bf16" if args.bf16 else args.amp,
+        conf_threshold=args.conf, nms_threshold=args.nms, amp=args.amp,
         class_names=loaded.class_names, progress=not args.no_progress,
     )
     record = {"checkpoint": str(args.checkpoint), "split": args.split, "images": len(data),
@@ -621,7 +631,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             continue
         dets = detect_images(loaded.model, [image], input_size=args.size, letterbox=letterbox,
                              conf_threshold=args.score, nms_threshold=args.nms,
-                             amp="bf16" if args.bf16 else args.amp)[0].cpu()
+                             amp=args.amp)[0].cpu()
         _draw(_picture(image), dets, loaded.class_names).save(targets[p], quality=95)
         report.append({"image": str(p), "output": str(targets[p]), "detections": [
             {"box": [round(v, 2) for v in row[:4]], "score": round(row[4], 4),

@@ -415,7 +415,8 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16
     if amp == "fp16":
         if device.type != "cuda":
-            raise ValueError(f"amp='fp16' needs a CUDA device (got {device}); use amp='bf16' on this device.")
+            raise ValueError(f"amp='fp16' needs a CUDA device (got {device}); use amp='auto', which picks "
+                             f"what this device computes natively.")
         return torch.float16
     raise ValueError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}.")
 
