@@ -56,6 +56,24 @@ def test_live_widget_redraws_on_change():
     assert isinstance(box.children[1], W.Output)
 
 
+def test_live_widget_puts_its_figures_into_the_output_state():
+    def draw(k):
+        fig, ax = plt.subplots()
+        ax.plot([0, k])
+        print(f"k = {k}")
+
+    slider = W.IntSlider(value=1, min=0, max=3)
+    box = widgets.live({"k": slider}, draw)
+    out = box.children[1]
+    kinds = [o["output_type"] for o in out.outputs]
+    assert kinds == ["stream", "display_data"] and out.outputs[0]["text"] == "k = 1\n"
+    first = out.outputs[1]["data"]["image/png"]
+    slider.value = 3
+    assert len(out.outputs) == 2 and out.outputs[1]["data"]["image/png"] != first  # replaced, not appended
+    assert out.outputs[0]["text"] == "k = 3\n"
+    assert plt.get_fignums() == []  # the figures were closed
+
+
 # ---------------------------------------------------------------- chapters 4 and 5
 
 import re  # noqa: E402
@@ -67,31 +85,36 @@ from yolov2_lib import layout  # noqa: E402
 from yolov2_lib.anchors import VOC_ANCHORS  # noqa: E402
 
 
-def test_head_explorer_lists_the_chosen_anchors_channels(capsys):
+def printed(box) -> str:
+    """The text a live widget's Output shows."""
+    return "".join(o.get("text", "") for o in box.children[1].outputs)
+
+
+def test_head_explorer_lists_the_chosen_anchors_channels():
     raw = torch.zeros(125, 13, 13)
     raw[layout.channel_index(3, "objectness", 20), 4, 9] = 2.5
     image = np.zeros((52, 52, 3), dtype=np.uint8)
     box = widgets.head_explorer(raw, VOC_ANCHORS, [f"c{k}" for k in range(20)], image, row=4, col=9, anchor=0)
     controls = box.children[0].children
     assert [c.description for c in controls] == ["row", "col", "anchor"]
-    first = capsys.readouterr().out
+    first = printed(box)
     assert "channel   0  x" in first and "channel  24  c19" in first
     controls[2].value = 3  # the live callback runs again
-    again = capsys.readouterr().out
+    again = printed(box)
     assert re.search(r"channel\s+79\s+objectness\s+\+2\.500", again) and "channel   0" not in again
     plt.close("all")
     with pytest.raises(ValueError, match="outside"):
         widgets.head_explorer(raw, VOC_ANCHORS, [f"c{k}" for k in range(20)], image, row=13)
 
 
-def test_location_explorer_moves_the_box_with_its_sliders(capsys):
+def test_location_explorer_moves_the_box_with_its_sliders():
     image = np.zeros((130, 130, 3), dtype=np.uint8)
     box = widgets.location_explorer(image, VOC_ANCHORS, row=7, col=8, anchor=2, t=(0.0, 0.0, 0.0, 0.0))
     controls = box.children[0].children
     assert [c.description for c in controls] == ["t_x", "t_y", "t_w", "t_h", "row", "col", "anchor"]
-    assert "yolo: centre (  8.50,   7.50)" in capsys.readouterr().out
+    assert "yolo: centre (  8.50,   7.50)" in printed(box)
     controls[0].value = 4.0  # t_x: sigmoid(4) = 0.982 of the cell; RPN: 8.5 + 4 * 5.06 cells
-    out = capsys.readouterr().out
+    out = printed(box)
     assert "yolo: centre (  8.98,   7.50)" in out and " rpn: centre ( 28.72,   7.50)" in out
     plt.close("all")
     with pytest.raises(ValueError, match="t_x"):

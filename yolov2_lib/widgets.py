@@ -14,6 +14,8 @@ Only this module and ``viz`` import ipywidgets and matplotlib.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import io
 from typing import Callable, Mapping, Sequence
 
@@ -26,7 +28,7 @@ from . import viz
 from .anchors import iou_distance as _iou_distance
 
 __all__ = [
-    "figure_png", "png_image", "kernel_free_slider", "kernel_free_grid", "live", "head_explorer", "location_explorer",
+    "figure_png", "png_image", "draw_into", "kernel_free_slider", "kernel_free_grid", "live", "head_explorer", "location_explorer",
     "reorg_explorer",
     "anchor_editor",
 ]
@@ -134,15 +136,34 @@ def kernel_free_grid(
     return W.VBox([*sliders, outer])
 
 
+def draw_into(out: W.Output, draw: Callable[[], object], dpi: int = 80) -> None:
+    """Replace what an Output widget shows with the figures ``draw()`` makes (as PNG) and its prints.
+
+    The figures go straight into the widget's state (``out.outputs``), not through
+    ``with out:``: capturing a running cell's output into a widget depends on the
+    kernel's message routing, which a notebook run without a browser (a book build)
+    does not always get right. The figures are closed afterwards.
+    """
+    before = set(plt.get_fignums())
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        draw()
+    outputs = []
+    if printed.getvalue():
+        outputs.append({"output_type": "stream", "name": "stdout", "text": printed.getvalue()})
+    for number in [n for n in plt.get_fignums() if n not in before]:
+        png = base64.b64encode(figure_png(plt.figure(number), dpi=dpi)).decode("ascii")
+        outputs.append({"output_type": "display_data", "metadata": {},
+                        "data": {"image/png": png, "text/plain": "<Figure>"}})
+    out.outputs = tuple(outputs)
+
+
 def live(controls: Mapping[str, W.ValueWidget], update: Callable[..., None]) -> W.VBox:
     """Controls that re-run ``update(**values)`` in the kernel, drawing into an Output."""
     out = W.Output()
 
     def refresh(_=None):
-        with out:
-            out.clear_output(wait=True)
-            update(**{k: c.value for k, c in controls.items()})
-            plt.show()
+        draw_into(out, lambda: update(**{k: c.value for k, c in controls.items()}))
 
     for c in controls.values():
         c.observe(refresh, names="value")
@@ -342,10 +363,7 @@ def anchor_editor(
         fitted = 1.0 - _iou_distance(boxes, np.asarray(centers_by_k[k_slider.value])).min(axis=1).mean()
         score.value = (f"mean IoU <b>{100 * ours:.1f} %</b> with these anchors; "
                        f"{100 * fitted:.1f} % with the k-means centres")
-        with out:
-            out.clear_output(wait=True)
-            viz.draw_clusters(boxes, current, grid=grid, max_points=max_points, seed=seed)
-            plt.show()
+        draw_into(out, lambda: viz.draw_clusters(boxes, current, grid=grid, max_points=max_points, seed=seed))
 
     def reset(_=None) -> None:
         new_rows = []
