@@ -1174,15 +1174,12 @@ class Trainer:
         self._apply_hyperparameters()
         self.schedule = planned
         self.scheduler.lr_lambdas = [planned] * len(self.optimizer.param_groups)
-        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
-            group["lr"] = base * self.schedule(self.scheduler.last_epoch)  # LambdaLR's own formula
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
         saved_steps = state.get("schedule_steps")
         if self.config.max_seconds is not None and saved_steps and len(saved_steps) == len(planned.steps):
             # steps the time budget already brought forward stay where they happened
             done = int(state["iteration"])
             planned.steps = tuple(min(p, int(s)) if s <= done else p for p, s in zip(planned.steps, saved_steps))
-            self._apply_rate()
+        self._apply_rate()
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
