@@ -25,6 +25,18 @@ def data_root() -> Path | None:
     return None
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny models: they run fastest on one, and on a busy
+    machine a team of OpenMP threads waits for its slowest member."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     root = data_root()

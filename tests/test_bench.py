@@ -48,6 +48,31 @@ def test_data_benchmark_times_both_pipelines_and_allocators(shared_data, tmp_pat
     assert "augmented BCCD training image" in capsys.readouterr().out
 
 
+def test_multiscale_experiment_trains_each_arm_and_scores_every_size(shared_data, tmp_path, one_thread):
+    import torch
+
+    from yolov2_lib.bench.multiscale import parse_sizes, reference, summarise
+
+    out = tmp_path / "multiscale.json"
+    assert main(["multiscale", "--updates", "2", "--seeds", "0", "--width", "0.0625", "--test-sizes", "96,128",
+                 "--arms", "one=96", "two=64-128", "--work", str(tmp_path / "runs"), "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["arms"] == {"one": [96], "two": [64, 96, 128]} and record["test_sizes"] == [96, 128]
+    assert [(r["arm"], r["seed"], sorted(r["map"])) for r in record["runs"]] == [("one", 0, ["128", "96"]),
+                                                                                 ("two", 0, ["128", "96"])]
+    assert "--sizes SIZES" in record["command"] and "--max-iterations 2" in record["command"]
+    assert record["precision"] in {"float32", "bf16", "fp16"}
+    state = torch.load(tmp_path / "runs" / "two-seed0" / "last.pt", weights_only=False)
+    assert state["iteration"] == 2 and tuple(state["config"]["sizes"]) == (64, 96, 128)
+
+    assert parse_sizes("320-416") == [320, 352, 384, 416] and parse_sizes("416") == [416]
+    with pytest.raises(ValueError, match="multiple of 32"):
+        parse_sizes("400")
+    assert summarise([{"arm": "a", "map": {"96": 0.5}}, {"arm": "a", "map": {"96": 0.7}}]) == {"a": {"96": 0.6}}
+    shipped = reference()  # the full experiment, shipped for chapter 8
+    assert set(shipped["arms"]) == {"single", "multi"} and len(shipped["runs"]) == 2 * len(shipped["seeds"])
+
+
 def test_dispatcher_lists_benchmarks(capsys):
     assert main([]) == 2
     assert "anchors" in capsys.readouterr().out

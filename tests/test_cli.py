@@ -59,16 +59,6 @@ def tiny_data(tmp_path_factory):
     return csv_path, images
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _data_args(tiny_data) -> list[str]:
     csv_path, images = tiny_data
     return ["--boxes-csv", str(csv_path), "--images", str(images), "--image-ext", ".png"]
@@ -266,6 +256,7 @@ def test_export_writes_small_weights_with_provenance(tiny_data, tmp_path, capsys
     assert info["results"] == {"test_map": 0.5, "note": "tiny"}
     assert info["provenance"]["command"]  # sys.argv of the process that trained (here pytest's)
     assert info["provenance"]["hardware"] and info["provenance"]["started"]
+    assert info["config"]["out_dir"] == "run" and str(tmp_path) not in json.dumps(info)  # no local paths shipped
     assert info["training"]["iterations"] == 2 and info["training"]["train_seconds"] > 0
 
     full = model_from_checkpoint(best).model

@@ -437,3 +437,51 @@ def test_assign_labels_every_anchor_once_and_terms_sum_to_the_loss():
     terms = loss.terms(fields, truth, a, seen=0)
     for name, value in zip(("coord", "obj", "noobj", "prior", "cls"), terms):
         torch.testing.assert_close(value / 2, getattr(out, name))
+
+
+# ---------------------------------------------------------------- checking and comparing the loss
+
+
+def test_central_differences_match_a_known_gradient_and_the_plain_loss():
+    from yolov2_lib.loss import central_differences
+
+    x = torch.linspace(-1.5, 2.0, 6, dtype=torch.float64).view(2, 3)
+    torch.testing.assert_close(central_differences(lambda v: (v ** 3).sum(), x), 3 * x ** 2, rtol=1e-8, atol=1e-8)
+    assert torch.equal(x, torch.linspace(-1.5, 2.0, 6, dtype=torch.float64).view(2, 3))  # x is untouched
+
+    loss = YOLOv2Loss([(1.0, 1.5), (2.5, 2.0)], num_classes=2, rescore=False)
+    truth = [torch.tensor([[0, 0.30, 0.40, 0.25, 0.35], [1, 0.70, 0.80, 0.50, 0.40]], dtype=torch.float64)]
+    out = 0.5 * torch.randn(1, 14, 3, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    f = lambda o: loss(o, truth, seen=0).total
+    o = out.clone().requires_grad_(True)
+    analytic = torch.autograd.grad(f(o), o)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(central_differences(f, out), analytic, rtol=1e-6, atol=1e-8)
+
+
+def test_loss_with_size_on_exp_changes_only_the_size_gradient_of_the_responsible_anchors():
+    from yolov2_lib.layout import head_view
+    from yolov2_lib.loss import loss_with_size_on_exp
+
+    anchors = [(1.0, 1.5), (2.5, 2.0)]
+    right = YOLOv2Loss(anchors, num_classes=2, coord_scale=2.0)
+    truth = [torch.tensor([[0, 0.30, 0.40, 0.25, 0.35], [1, 0.70, 0.80, 0.50, 0.40]], dtype=torch.float64),
+             torch.zeros(0, 5, dtype=torch.float64)]
+    out = 0.5 * torch.randn(2, 14, 3, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    grads = []
+    for f in (lambda o: right(o, truth, seen=10**6).total,
+              lambda o: loss_with_size_on_exp(right, o, truth, seen=10**6).total):
+        o = out.clone().requires_grad_(True)
+        grads.append(head_view(torch.autograd.grad(f(o), o)[0], 2))  # (B, H, W, A, 5+C)
+    raw = head_view(out, 2)
+    responsible = torch.zeros_like(grads[0], dtype=torch.bool)
+    for _, cx, cy, w, h in truth[0].tolist():
+        a = 0  # shape IoU with anchor 0 / 1: 0.53 / 0.16 (0.75 x 1.05 cells), 0.57 / 0.36 (1.5 x 1.2 cells)
+        i, j = int(cy * 3), int(cx * 3)
+        responsible[0, i, j, a, 2:4] = True
+        b_w, b_h = (anchors[a][k] * raw[0, i, j, a, 2 + k].exp().item() / 3 for k in (0, 1))
+        expected = [2.0 * (2 - w * h) * (b - g) * b / 2 for b, g in ((b_w, w), (b_h, h))]  # / B = 2
+        torch.testing.assert_close(grads[1][0, i, j, a, 2:4], torch.tensor(expected, dtype=torch.float64))
+    assert responsible.sum() == 4
+    torch.testing.assert_close(grads[1][~responsible], grads[0][~responsible])
+    assert not torch.allclose(grads[1][responsible], grads[0][responsible])

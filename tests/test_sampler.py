@@ -219,3 +219,23 @@ def test_detection_collate():
         detection_collate([samples[0], (torch.zeros(3, 64, 64), torch.zeros(0, 5), {})])
     with pytest.raises(ValueError, match="empty"):
         detection_collate([])
+
+
+def test_fixed_size_loader_visits_every_image_once_in_order_at_one_size():
+    from yolov2_lib.data.sampler import fixed_size_loader
+
+    class Recorder(torch.utils.data.Dataset):
+        def __len__(self):
+            return 7
+
+        def __getitem__(self, item):
+            index, size = item
+            return torch.full((3, size, size), float(index)), torch.zeros(0, 5), {"index": index, "size": size}
+
+    batches = list(fixed_size_loader(Recorder(), 64, batch_size=3))
+    assert [[m["index"] for m in metas] for _, _, metas in batches] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert {images.shape[1:] for images, _, _ in batches} == {(3, 64, 64)}
+    assert [float(im[0, 0, 0]) for images, _, _ in batches for im in images] == list(range(7))
+    for bad, message in [(dict(size=100), "multiple of 32"), (dict(size=64, batch_size=0), "at least 1")]:
+        with pytest.raises(ValueError, match=message):
+            fixed_size_loader(Recorder(), **bad)

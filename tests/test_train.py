@@ -34,19 +34,14 @@ from yolov2_lib.train import (
     load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
+    sgd_update,
 )
 
 WORKER = Path(__file__).with_name("_train_worker.py")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and a busy shared machine stalls OpenMP teams."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +239,40 @@ def test_accumulation_equals_one_big_batch_with_frozen_bn(data):
         torch.testing.assert_close(runs[0][name], runs[1][name], rtol=1e-4, atol=1e-6)
 
 
+def test_the_plain_trainer_step_is_sgd_update(data, monkeypatch):
+    import yolov2_lib.train as train_module
+
+    calls = []
+    real = train_module.sgd_update
+    monkeypatch.setattr(train_module, "sgd_update", lambda *a, **k: calls.append(a[3].shape) or real(*a, **k))
+    Trainer(tiny_model(), dataset(data), tiny_config(max_iterations=2, batch_size=2)).fit()
+    assert calls == [torch.Size([2, 3, 64, 64])] * 2  # chapter 9's path: one batch, one process
+    calls.clear()
+    Trainer(tiny_model(), dataset(data), tiny_config(max_iterations=2, batch_size=4, accumulate=2)).fit()
+    assert calls == []  # micro-batches take the general path
+
+
+def test_sgd_update_learns_a_batch_and_refuses_a_nan_loss_before_stepping():
+    model = tiny_model()
+    loss_fn = YOLOv2Loss(model.anchors, num_classes=2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    torch.manual_seed(1)
+    images = torch.rand(2, 3, 64, 64)
+    targets = [torch.tensor([[0, 0.5, 0.5, 0.3, 0.4]]), torch.tensor([[1, 0.3, 0.6, 0.2, 0.2]])]
+    losses = [sgd_update(model, loss_fn, optimizer, images, targets, seen=10**6, grad_clip=10.0)[0].total.item()
+              for _ in range(8)]
+    assert losses[-1] < 0.8 * losses[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images[0, 0, 0, 0] = math.nan
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\): the update was not applied") as err:
+        sgd_update(model, loss_fn, optimizer, images, targets, seen=10**6)
+    assert (err.value.what, math.isnan(err.value.value)) == ("loss", True)
+    for name, value in model.state_dict().items():
+        if "running" not in name and "num_batches" not in name:  # batch norm's statistics saw the batch
+            assert torch.equal(value, before[name]), name
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_ema_follows_the_model():
     model = nn.Linear(2, 1)
     ema = ModelEMA(model, decay=0.5)
@@ -328,6 +357,18 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
         assert torch.isfinite(value.float()).all()
         if value.is_floating_point() and "running" not in name:  # the weights were not updated
             assert torch.equal(value, trainer.model.state_dict()[name])
+
+
+def test_shipped_provenance_keeps_the_run_folder_name_only():
+    from yolov2_lib.train import _shareable
+
+    record = {"command": "yolov2 train --dataset bccd --out /home/me/runs/bccd-s3 --no-progress",
+              "hardware": "a CPU", "resumed": [{"at_iteration": 9, "command": "yolov2 train --out=/tmp/x/r --resume"}]}
+    shared = _shareable(record)
+    assert shared["command"] == "yolov2 train --dataset bccd --out bccd-s3 --no-progress"
+    assert shared["resumed"] == [{"at_iteration": 9, "command": "yolov2 train --out=r --resume"}]
+    assert shared["hardware"] == "a CPU" and record["command"].endswith("/bccd-s3 --no-progress")  # a copy
+    assert _shareable(None) is None
 
 
 # --------------------------------------------------------------------------- kill and resume

@@ -413,6 +413,43 @@ def test_plot_speed_accuracy_puts_one_labelled_point_per_size():
     plt.close(fig)
 
 
+def _scale_record():
+    return {"arms": {"single": [416], "multi": [320, 352, 384]}, "test_sizes": [288, 416, 608],
+            "runs": [{"arm": "single", "seed": 0, "map": {"288": 0.5, "416": 0.8, "608": 0.4}},
+                     {"arm": "single", "seed": 1, "map": {"288": 0.7, "416": 0.9, "608": 0.6}},
+                     {"arm": "multi", "seed": 0, "map": {"288": 0.75, "416": 0.8, "608": 0.7}}]}
+
+
+def test_plot_scale_experiment_draws_each_arms_mean_seeds_and_training_band():
+    fig, ax = plt.subplots()
+    lines = viz.plot_scale_experiment(ax, _scale_record(), colors=["C1", "C2"])
+    np.testing.assert_allclose(lines["single"].get_ydata(), [0.6, 0.85, 0.5])
+    np.testing.assert_allclose(lines["multi"].get_ydata(), [0.75, 0.8, 0.7])
+    np.testing.assert_array_equal(lines["single"].get_xdata(), [288, 416, 608])
+    assert lines["single"].get_label() == "single: trained at 416 (mean of 2)"
+    assert lines["multi"].get_label() == "multi: trained at 320-384 (mean of 1)"
+    dots = [ln for ln in ax.lines if ln.get_linestyle() == "None"]
+    assert len(dots) == 3  # one row of dots per run
+    bands = [(p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]  # axvspan's rectangles
+    assert bands == [(408, 424), (312, 392)]
+    assert list(ax.get_xticks()) == [288, 416, 608]
+    plt.close(fig)
+
+
+def test_plot_scale_experiment_names_what_the_record_lacks():
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="with 'runs'"):
+        viz.plot_scale_experiment(ax, {"arms": {}, "test_sizes": []})
+    record = _scale_record()
+    del record["runs"][2]["map"]["608"]
+    with pytest.raises(ValueError, match="A run of 'multi' has no mAP at test size 608"):
+        viz.plot_scale_experiment(ax, record)
+    record["runs"] = record["runs"][:2]
+    with pytest.raises(ValueError, match="no run of the arm 'multi'"):
+        viz.plot_scale_experiment(ax, record)
+    plt.close(fig)
+
+
 def test_plot_speed_accuracy_rejects_mismatched_lengths():
     fig, ax = plt.subplots()
     with pytest.raises(ValueError, match="2 sizes, 1 speeds and 2 accuracies"):

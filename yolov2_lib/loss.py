@@ -68,7 +68,7 @@ from .boxes import aligned_box_iou, box_iou, cxcywh_to_xyxy, wh_iou
 from .decode import decode_boxes
 from .layout import FIELDS, HeadFields, head_view
 
-__all__ = ["RegionStats", "LossOutput", "Assignment", "YOLOv2Loss"]
+__all__ = ["RegionStats", "LossOutput", "Assignment", "YOLOv2Loss", "central_differences", "loss_with_size_on_exp"]
 
 
 class RegionStats(NamedTuple):
@@ -410,3 +410,57 @@ class YOLOv2Loss(nn.Module):
         ce = F.cross_entropy(f.class_logits[a.at], truth[:, 0].long(), reduction="none")
         cls = self.class_scale * (a.wins * ce).sum()
         return coord, obj, noobj, prior, cls
+
+
+# --------------------------------------------------------------------------- checking and comparing the loss
+
+
+def central_differences(f, x: Tensor, eps: float = 1e-5) -> Tensor:
+    """The gradient of a scalar function by central differences, one entry of ``x`` at a time.
+
+    ``(f(x + eps e_k) - f(x - eps e_k)) / (2 eps)`` for every entry ``k``: slow
+    (two calls of ``f`` per number) but independent of autograd, which makes it
+    the reference that an analytic gradient is checked against. Use float64.
+    """
+    grad = torch.zeros_like(x)
+    step = torch.zeros_like(x)
+    for k in range(x.numel()):
+        step.view(-1)[k] = eps
+        grad.view(-1)[k] = (f(x + step) - f(x - step)) / (2 * eps)
+        step.view(-1)[k] = 0
+    return grad
+
+
+def loss_with_size_on_exp(loss: YOLOv2Loss, output: Tensor, targets: Sequence[Tensor], seen: int) -> LossOutput:
+    """A common mistake, kept for comparison: the size term on decoded sizes instead of on ``t_w, t_h``.
+
+    Some re-implementations decode the box first and compare sizes in image
+    units, ``(p_w e^{t_w} / W - g_w)^2``, instead of darknet's
+    ``(t_w - log(g_w W / p_w))^2``. This is ``loss`` with the responsible
+    anchors' ``t_w, t_h`` hidden from its size term (detached) and that
+    exp-space term added, with the same weight ``coord_scale * (2 - g_w g_h)``.
+    Its gradient on ``t_w`` near the optimum is about ``b_w^2`` times darknet's:
+    flat for small boxes, steep for large ones. Not for training.
+
+    Args:
+        loss: the right loss, whose other terms are kept.
+        output: raw head output ``(B, A*(5+C), H, W)``.
+        targets: per image, ``(N, 5)`` rows ``(class, cx, cy, w, h)`` in image units.
+        seen: images trained on, as for :class:`YOLOv2Loss`.
+    """
+    output = output.clone()
+    view = head_view(output, loss.num_anchors)  # (B, H, W, A, 5+C), a view of the clone
+    height, width = view.shape[1:3]
+    grid = output.new_tensor([width, height])
+    size_term = output.new_zeros(())
+    for b, t in enumerate(targets):
+        if len(t) == 0:
+            continue
+        a = wh_iou(t[:, 3:] * grid, loss.anchors.to(t)).argmax(1)  # the responsible anchors
+        at = (b, (t[:, 2] * height).long().clamp(max=height - 1), (t[:, 1] * width).long().clamp(max=width - 1), a)
+        b_wh = loss.anchors.to(t)[a] * view[at][:, 2:4].exp() / grid  # (N, 2) decoded sizes, image units
+        weight = loss.coord_scale * (2 - t[:, 3:4] * t[:, 4:5])
+        size_term = size_term + (0.5 * weight * (b_wh - t[:, 3:]).square()).sum()
+        view[at + (slice(2, 4),)] = view[at][:, 2:4].detach()  # the right size term gets no gradient
+    out = loss(output, targets, seen)
+    return out._replace(total=out.total + size_term / len(targets))

@@ -67,11 +67,8 @@ def hardware(device: torch.device | str | None = None) -> str:
 
 
 def quick_mode() -> bool:
-    """True when ``YOLOV2_QUICK`` is set (not ``0``): chapters then train for seconds, not minutes.
-
-    ``make test`` sets it for nbval's second run of the chapters; the book build
-    runs them in full.
-    """
+    """True when ``YOLOV2_QUICK`` is set (not ``0``): a first look, in which the book's
+    chapters train for seconds instead of minutes."""
     return os.environ.get("YOLOV2_QUICK", "0") not in ("", "0")
 
 

@@ -86,12 +86,12 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from .data.sampler import MultiScaleBatchSampler, detection_collate
+from .data.sampler import MultiScaleBatchSampler, detection_collate, fixed_size_loader
 from .data.transforms import transform
 from .decode import postprocess
 from .detect import cpu_supports_bf16, cuda_supports_bf16
 from .evaluate import VOCEvaluator, VOCResult
-from .loss import YOLOv2Loss
+from .loss import LossOutput, YOLOv2Loss
 from .model import YOLOv2, YOLOv2Config
 from .runtime import default_device, hardware, tune_allocator
 
@@ -103,6 +103,7 @@ __all__ = [
     "ModelEMA",
     "NonFiniteLossError",
     "Trainer",
+    "sgd_update",
     "Checkpointed",
     "autocast_dtype",
     "init_distributed",
@@ -379,7 +380,14 @@ class ModelEMA:
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss (or the gradient) became NaN or infinite; training stopped before the update."""
+    """The loss (or the gradient) became NaN or infinite; training stopped before the update.
+
+    ``what`` names the number ("loss" or "gradient norm") and ``value`` is what it was.
+    """
+
+    def __init__(self, message: str, what: str = "loss", value: float = math.nan) -> None:
+        super().__init__(message)
+        self.what, self.value = what, value
 
 
 # --------------------------------------------------------------------------- hardware helpers
@@ -425,6 +433,35 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def sgd_update(net: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, images: Tensor,
+               targets: list[Tensor], seen: int, *, amp_dtype: torch.dtype | None = None,
+               grad_clip: float | None = None) -> tuple[LossOutput, float]:
+    """One update of the weights on one batch: the core of :meth:`Trainer.train_step`.
+
+    Forward (in ``amp_dtype`` when given), the loss, backward, clipping of the
+    gradient's norm, the optimizer's step. The weights are left untouched when
+    the loss or the gradient is not finite.
+
+    Returns:
+        (the loss's output with all its terms, the gradient norm before clipping).
+
+    Raises:
+        NonFiniteLossError: the loss or the gradient norm is NaN or infinite.
+    """
+    with _autocast(images.device, amp_dtype):  # bf16 or fp16 where the hardware computes it natively
+        raw = net(images)  # (B, A*(5+C), S/32, S/32)
+    out = loss_fn(raw, targets, seen)  # chapter 6's loss; `seen` decides the anchor warm-up
+    out.total.backward()
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip or math.inf))
+    for what, value in (("loss", out.total.item()), ("gradient norm", grad_norm)):
+        if not math.isfinite(value):
+            optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLossError(f"non-finite {what} ({value}): the update was not applied", what, value)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return out, grad_norm
 
 
 def init_distributed(backend: str | None = None) -> tuple[int, int, int]:
@@ -716,8 +753,8 @@ def export_weights(checkpoint: str | Path, out: str | Path, *, half: bool = True
         "model_config": state["model_config"],
         "class_names": list(state["class_names"]),
         "letterbox": bool(state.get("letterbox", False)),
-        "config": state["config"],
-        "provenance": state.get("provenance"),
+        "config": {**state["config"], "out_dir": _folder_name(state["config"].get("out_dir"))},
+        "provenance": _shareable(state.get("provenance")),
         "training": {
             "iterations": int(state["iteration"]), "epochs": int(state["epoch"]), "seen": int(state["seen"]),
             "train_seconds": float(state.get("train_seconds", sum(train["step_time"]))),
@@ -730,6 +767,25 @@ def export_weights(checkpoint: str | Path, out: str | Path, *, half: bool = True
     save_checkpoint({**info, "weights": weights}, out)
     _write_json_atomic(info, out.with_suffix(".json"), indent=2)
     return out
+
+
+def _folder_name(path: str | None) -> str | None:
+    """The last part of a run folder's path: where it lay on the trainer's disk means nothing elsewhere."""
+    return None if path is None else Path(path).name
+
+
+def _shareable(provenance: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Provenance to ship: every command's ``--out`` folder reduced to its name."""
+    if not provenance:
+        return provenance
+
+    def command(text: str | None) -> str | None:
+        return None if text is None else re.sub(r"(--out[ =])(\S+)", lambda m: m[1] + Path(m[2]).name, text)
+
+    shared = {**provenance, "command": command(provenance.get("command"))}
+    if "resumed" in provenance:
+        shared["resumed"] = [{**r, "command": command(r.get("command"))} for r in provenance["resumed"]]
+    return shared
 
 
 # --------------------------------------------------------------------------- evaluation and detection
@@ -794,9 +850,7 @@ def evaluate_model(
         if getattr(dataset, "augment", None) is not None:
             dataset = copy.copy(dataset)
             dataset.augment = None
-        batches = [[(i, input_size) for i in range(s, min(s + batch_size, len(dataset)))]
-                   for s in range(0, len(dataset), batch_size)]
-        loader = DataLoader(dataset, batch_sampler=batches, collate_fn=detection_collate, num_workers=num_workers)
+        loader = fixed_size_loader(dataset, input_size, batch_size, num_workers)
         class_names = class_names or getattr(dataset, "class_names", None)
     dtype = autocast_dtype(amp, device)
     channels_last = param.dim() == 4 and param.is_contiguous(memory_format=torch.channels_last)
@@ -1303,6 +1357,31 @@ class Trainer:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         targets = [t.to(self.device, non_blocking=True) for t in targets]
+        lr = self.optimizer.param_groups[0]["lr"]
+        if cfg.accumulate == 1 and self.world_size == 1 and self.scaler is None:
+            try:  # the plain case: one batch, one process, no loss scaling
+                out, grad_norm = sgd_update(self.net, self.loss_fn, self.optimizer, images, targets, seen_now,
+                                            amp_dtype=self.amp_dtype, grad_clip=cfg.grad_clip)
+            except NonFiniteLossError as err:
+                self._stop(err.what, err.value)
+            values = torch.stack([out.total, out.coord, out.obj, out.noobj, out.prior, out.cls]).detach().tolist()
+        else:
+            values, grad_norm = self._accumulated_step(images, targets, seen_now)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.seen = seen_now
+        self.iteration += 1
+        record = dict(zip(_LOSS_TERMS, values))
+        record.update(iteration=self.iteration, epoch=self.epoch, seen=self.seen, lr=lr,
+                      size=int(images.shape[-1]), grad_norm=grad_norm, step_time=time.perf_counter() - start)
+        for key, value in record.items():
+            self.history["train"][key].append(value)
+        return record
+
+    def _accumulated_step(self, images: Tensor, targets: list[Tensor], seen_now: int) -> tuple[list[float], float]:
+        """:func:`sgd_update` over micro-batches, several processes and fp16 loss scaling."""
+        cfg, n_local = self.config, images.shape[0]
         chunks = list(zip(images.tensor_split(cfg.accumulate), _split_list(targets, cfg.accumulate)))
         terms = torch.zeros(len(_LOSS_TERMS), device=self.device)
         for k, (x, t) in enumerate(chunks):
@@ -1331,24 +1410,13 @@ class Trainer:
         if self.scaler is None and not math.isfinite(grad_norm):
             self.optimizer.zero_grad(set_to_none=True)
             self._stop("gradient norm", grad_norm)
-        lr = self.optimizer.param_groups[0]["lr"]
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        self.seen = seen_now
-        self.iteration += 1
-        record = dict(zip(_LOSS_TERMS, values))
-        record.update(iteration=self.iteration, epoch=self.epoch, seen=self.seen, lr=lr,
-                      size=int(images.shape[-1]), grad_norm=grad_norm, step_time=time.perf_counter() - start)
-        for key, value in record.items():
-            self.history["train"][key].append(value)
-        return record
+        return values, grad_norm
 
     # ------------------------------------------------------------ the time budget
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,6 +58,7 @@ __all__ = [
     "plot_history",
     "draw_detections",
     "plot_speed_accuracy",
+    "plot_scale_experiment",
     "OUTCOME_COLORS",
     "draw_iou",
     "draw_matching",
@@ -1815,3 +1816,47 @@ def plot_speed_accuracy(
     ax.set_ylabel("mAP")
     ax.grid(alpha=0.3)
     return line
+
+
+def plot_scale_experiment(ax: plt.Axes, record: dict, colors: Sequence[str] | None = None) -> dict[str, Any]:
+    """mAP against the test input size, one curve per way of training: single-size against multi-scale.
+
+    Each arm of the experiment is drawn as the mean over its seeds (a line),
+    every seed's own run (small dots), and the band of sizes it was trained at
+    (shaded), so one sees where a network is tested outside what it learned.
+
+    Args:
+        ax: the axes.
+        record: a record of ``python -m yolov2_lib.bench multiscale``: ``arms``
+            (name -> training sizes), ``test_sizes`` and ``runs`` (each with
+            ``arm`` and ``map``, test size -> mAP).
+        colors: one colour per arm (default: the axes' cycle).
+
+    Returns:
+        name -> the arm's mean line.
+    """
+    for key in ("arms", "test_sizes", "runs"):
+        if key not in record:
+            raise ValueError(f"Expected a multi-scale experiment record with {key!r}; it has {sorted(record)}.")
+    sizes = [int(s) for s in record["test_sizes"]]
+    lines = {}
+    for k, (arm, trained) in enumerate(record["arms"].items()):
+        runs = [r for r in record["runs"] if r["arm"] == arm]
+        if not runs:
+            raise ValueError(f"The record has no run of the arm {arm!r}.")
+        try:
+            scores = np.array([[r["map"][str(s)] for s in sizes] for r in runs], dtype=float)
+        except KeyError as err:
+            raise ValueError(f"A run of {arm!r} has no mAP at test size {err.args[0]}.") from None
+        color = colors[k] if colors is not None else f"C{k}"
+        span = f"{min(trained)}" if len(trained) == 1 else f"{min(trained)}-{max(trained)}"
+        (line,) = ax.plot(sizes, scores.mean(0), marker="o", color=color,
+                          label=f"{arm}: trained at {span} (mean of {len(runs)})")
+        for row in scores:
+            ax.plot(sizes, row, ls="none", marker=".", ms=4, alpha=0.45, color=color)
+        ax.axvspan(min(trained) - 8, max(trained) + 8, color=color, alpha=0.08, lw=0)
+        lines[arm] = line
+    ax.set(xlabel="test input size", ylabel="mAP@0.5", xticks=sizes)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return lines

@@ -22,8 +22,8 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
+from ..data.sampler import fixed_size_loader
 from ..detect import Detector, box_agreement
 from ..evaluate import VOCEvaluator
 from ..runtime import hardware
@@ -72,12 +72,9 @@ def detections_at(detectors: dict[str, Detector], dataset, size: int = 416,
         (name -> one (N_i, 6) tensor per image in the image's pixels, ground truths per image).
     """
     device = next(iter(detectors.values())).device
-    batches = [[(i, size) for i in range(s, min(s + batch, len(dataset)))] for s in range(0, len(dataset), batch)]
     found: dict[str, list[torch.Tensor]] = {name: [] for name in detectors}
     truths: list[torch.Tensor] = []
-    from ..data.sampler import detection_collate
-
-    for images, _, metas in DataLoader(dataset, batch_sampler=batches, collate_fn=detection_collate):
+    for images, _, metas in fixed_size_loader(dataset, size, batch):
         sizes = [(m["width"], m["height"]) for m in metas]
         for name, detector in detectors.items():
             found[name] += [d.cpu() for d in detector(images.to(device), image_sizes=sizes)]

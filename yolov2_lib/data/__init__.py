@@ -5,7 +5,7 @@ training chapter.
 """
 
 from .registry import ChecksumError, DatasetError, DatasetUnavailableError, fetch
-from .sampler import MultiScaleBatchSampler, MultiScaleItem, detection_collate
+from .sampler import MultiScaleBatchSampler, MultiScaleItem, detection_collate, fixed_size_loader
 from .transforms import Augment
 from .voc import (
     BCCD_CLASSES,
@@ -37,4 +37,5 @@ __all__ = [
     "MultiScaleBatchSampler",
     "MultiScaleItem",
     "detection_collate",
+    "fixed_size_loader",
 ]

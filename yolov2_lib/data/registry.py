@@ -5,8 +5,8 @@ beside this file: its files, their SHA-256 sums, the public source and the
 licence. Data files are never part of the project; :func:`fetch` resolves a
 dataset, in this order, from
 
-1. the folder named by the ``YOLOV2_DATA`` environment variable (the
-   Makefile and CI point it at a local mirror),
+1. the folder named by the ``YOLOV2_DATA`` environment variable (a local
+   copy of the data, for example on a computer without internet),
 2. the user cache (``YOLOV2_CACHE``, default ``~/.cache/yolov2_lib``),
 3. a download from the public source into that cache, each file checked
    against its SHA-256 before it is used.

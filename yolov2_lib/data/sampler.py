@@ -29,11 +29,11 @@ from typing import Any, Iterator, NamedTuple, Sequence, Sized
 import torch
 import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .transforms import derive_seed
 
-__all__ = ["MultiScaleItem", "MultiScaleBatchSampler", "detection_collate"]
+__all__ = ["MultiScaleItem", "MultiScaleBatchSampler", "detection_collate", "fixed_size_loader"]
 
 # Tags that keep the sampler's random streams apart from the per-sample ones (epoch >= 0).
 _SIZE_STREAM = -1
@@ -301,3 +301,27 @@ def detection_collate(
             "a batch must share one input size (use MultiScaleBatchSampler)."
         )
     return torch.stack(images), list(targets), list(metas)
+
+
+def fixed_size_loader(dataset: Dataset, size: int, batch_size: int = 8, num_workers: int = 0) -> DataLoader:
+    """The whole dataset in order, in batches at one input size: how a detector is scored.
+
+    Each batch is a list of ``(index, size)`` requests, so the size reaches the
+    dataset (and its worker processes) with every image, as in training.
+
+    Args:
+        dataset: a :class:`~yolov2_lib.data.voc.DetectionDataset`.
+        size: the input side (a multiple of 32).
+        batch_size: images per batch (the last one may be smaller).
+        num_workers: DataLoader worker processes.
+
+    Returns:
+        A DataLoader of ``(images, targets, metas)`` batches (:func:`detection_collate`).
+    """
+    if size <= 0 or size % 32:
+        raise ValueError(f"input size must be a positive multiple of 32, got {size}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    batches = [[(i, size) for i in range(s, min(s + batch_size, len(dataset)))]
+               for s in range(0, len(dataset), batch_size)]
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=detection_collate, num_workers=num_workers)
