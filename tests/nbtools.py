@@ -81,6 +81,8 @@ def problems(path: Path) -> list[str]:
                 out.append(f"{path.name}: cell {i} is tagged {CHECK_TAG} but has no stored output")
             if any(o.get("output_type") == "error" for o in cell.outputs):
                 out.append(f"{path.name}: cell {i} stores an error output")
+            if cell.outputs and cell.execution_count is None:  # nbval: "unrun reference cell has outputs"
+                out.append(f"{path.name}: cell {i} has stored output but no execution count (run strip)")
         elif cell.outputs or cell.execution_count is not None:
             out.append(f"{path.name}: cell {i} keeps outputs but is not tagged {CHECK_TAG}")
     return out

@@ -74,7 +74,7 @@ def quick_mode() -> bool:
 
 def bf16_disabled() -> bool:
     """True when ``YOLOV2_NO_BF16`` is set (not ``0``): the library then acts as on hardware
-    without native bfloat16, whatever this machine has.
+    without native bfloat16, whatever the computer has.
 
     Every bf16 probe (:func:`~yolov2_lib.detect.cpu_supports_bf16`,
     :func:`~yolov2_lib.detect.cuda_supports_bf16`) answers ``False``, so ``amp="auto"``
