@@ -29,6 +29,8 @@ from yolov2_lib.train import (
     Trainer,
     TrainConfig,
     autocast_dtype,
+    first_look,
+    precision_name,
     detect_images,
     evaluate_model,
     load_checkpoint,
@@ -141,6 +143,20 @@ def test_amp_choice(monkeypatch):
     assert autocast_dtype("bf16", cpu) == torch.bfloat16
     with pytest.raises(ValueError, match="fp16"):
         autocast_dtype("fp16", cpu)
+
+
+def test_first_look_shortens_a_run_only_in_quick_mode(monkeypatch):
+    config = TrainConfig(max_seconds=360, sizes=(352, 320, 416), eval_every=10)
+    monkeypatch.delenv("YOLOV2_QUICK", raising=False)
+    assert first_look(config) is config
+    monkeypatch.setenv("YOLOV2_QUICK", "1")
+    short = first_look(config)
+    assert (short.max_seconds, short.sizes, short.eval_every) == (20, (320,), 0)
+    assert short.lr == config.lr and config.max_seconds == 360  # a copy; the rest of the recipe is kept
+
+
+def test_precision_names():
+    assert [precision_name(d) for d in (None, torch.bfloat16, torch.float16)] == ["float32", "bf16", "fp16"]
 
 
 def test_amp_auto_on_cuda_picks_bf16_only_where_native(monkeypatch):

@@ -316,6 +316,25 @@ class YOLOv2Loss(nn.Module):
         return LossOutput(sum(terms), *terms, stats=stats)
 
     @torch.no_grad()
+    def responsible_anchors(self, truth: Tensor, image: Tensor, H: int, W: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Each truth's responsible anchor: the cell holding its centre, the anchor of best
+        shape-only IoU there (the first on ties).
+
+        Args:
+            truth: (T, 5) rows ``(class, cx, cy, w, h)`` of the whole batch.
+            image: (T,) the image of each row.
+            H, W: the grid.
+
+        Returns:
+            ``(image, row, column, anchor)``, four (T,) index tensors.
+        """
+        gx, gy, gw, gh = truth[:, 1:].unbind(-1)  # (T,)
+        gi = (gx * W).long().clamp(max=W - 1)
+        gj = (gy * H).long().clamp(max=H - 1)
+        best_a = wh_iou(torch.stack((gw * W, gh * H), -1), self.anchors.to(truth.dtype)).argmax(-1)
+        return image, gj, gi, best_a
+
+    @torch.no_grad()
     def assign(self, pred: Tensor, truth: Tensor, image: Tensor, counts: Sequence[int]) -> Assignment:
         """Label every anchor: responsible for a truth, ignored, or pushed to "no object".
 
@@ -336,7 +355,6 @@ class YOLOv2Loss(nn.Module):
         """
         B, H, W, A, _ = pred.shape
         T = truth.shape[0]
-        anchors = self.anchors.to(pred.dtype)  # (A, 2) grid units
         g_xyxy = cxcywh_to_xyxy(truth[:, 1:])  # (T, 4)
         # Best IoU of each anchor's box with any truth of its image.
         n_max = max(counts, default=0)
@@ -349,16 +367,12 @@ class YOLOv2Loss(nn.Module):
             iou = box_iou(pred.reshape(B, H * W * A, 4), padded)  # (B, H*W*A, n_max)
             best_iou = iou.amax(-1).reshape(B, H, W, A)
 
-        # The responsible anchor of each truth: its centre's cell, the best-shaped anchor.
-        gx, gy, gw, gh = truth[:, 1:].unbind(-1)  # (T,)
-        gi = (gx * W).long().clamp(max=W - 1)
-        gj = (gy * H).long().clamp(max=H - 1)
-        best_a = wh_iou(torch.stack((gw * W, gh * H), -1), anchors).argmax(-1)  # (T,), first on ties
+        at = self.responsible_anchors(truth, image, H, W)
+        _, gj, gi, best_a = at
         key = ((image * H + gj) * W + gi) * A + best_a  # (T,) flat index into (B, H, W, A)
         order = torch.arange(T, device=pred.device)
         last = torch.full((B * H * W * A,), -1, dtype=torch.long, device=pred.device)
         last = last.scatter_reduce(0, key, order, reduce="amax")  # the later truth wins
-        at = (image, gj, gi, best_a)
         responsible = (last >= 0).reshape(B, H, W, A)
         over = best_iou > self.thresh
         return Assignment(
@@ -450,17 +464,13 @@ def loss_with_size_on_exp(loss: YOLOv2Loss, output: Tensor, targets: Sequence[Te
     """
     output = output.clone()
     view = head_view(output, loss.num_anchors)  # (B, H, W, A, 5+C), a view of the clone
-    height, width = view.shape[1:3]
-    grid = output.new_tensor([width, height])
-    size_term = output.new_zeros(())
-    for b, t in enumerate(targets):
-        if len(t) == 0:
-            continue
-        a = wh_iou(t[:, 3:] * grid, loss.anchors.to(t)).argmax(1)  # the responsible anchors
-        at = (b, (t[:, 2] * height).long().clamp(max=height - 1), (t[:, 1] * width).long().clamp(max=width - 1), a)
-        b_wh = loss.anchors.to(t)[a] * view[at][:, 2:4].exp() / grid  # (N, 2) decoded sizes, image units
-        weight = loss.coord_scale * (2 - t[:, 3:4] * t[:, 4:5])
-        size_term = size_term + (0.5 * weight * (b_wh - t[:, 3:]).square()).sum()
-        view[at + (slice(2, 4),)] = view[at][:, 2:4].detach()  # the right size term gets no gradient
+    B, H, W = view.shape[:3]
+    truth, image, _ = loss._targets(targets, B, output)  # (T, 5) rows of the whole batch, checked
+    at = loss.responsible_anchors(truth, image, H, W)
+    g_wh = truth[:, 3:]  # (T, 2) image units
+    b_wh = loss.anchors.to(output.dtype)[at[3]] * view[at][:, 2:4].exp() / output.new_tensor([W, H])  # decoded
+    weight = loss.coord_scale * (2 - g_wh[:, :1] * g_wh[:, 1:])
+    size_term = (0.5 * weight * (b_wh - g_wh).square()).sum()
+    view[at + (slice(2, 4),)] = view[at][:, 2:4].detach()  # the right size term gets no gradient
     out = loss(output, targets, seen)
-    return out._replace(total=out.total + size_term / len(targets))
+    return out._replace(total=out.total + size_term / B)

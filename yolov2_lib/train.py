@@ -76,7 +76,7 @@ import sys
 import time
 import warnings
 from datetime import datetime, timezone
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -93,7 +93,7 @@ from .detect import cpu_supports_bf16, cuda_supports_bf16
 from .evaluate import VOCEvaluator, VOCResult
 from .loss import LossOutput, YOLOv2Loss
 from .model import YOLOv2, YOLOv2Config
-from .runtime import default_device, hardware, tune_allocator
+from .runtime import default_device, hardware, quick_mode, tune_allocator
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -106,6 +106,8 @@ __all__ = [
     "sgd_update",
     "Checkpointed",
     "autocast_dtype",
+    "precision_name",
+    "first_look",
     "init_distributed",
     "evaluate_model",
     "detect_images",
@@ -121,6 +123,11 @@ __all__ = [
 CHECKPOINT_FORMAT = "yolov2_lib.train/1"
 WEIGHTS_FORMAT = "yolov2_lib.weights/1"
 _LOSS_TERMS = ("loss", "coord", "obj", "noobj", "prior", "cls")
+
+
+def _logged_terms(out: LossOutput) -> Tensor:
+    """(6,) the loss and its five terms, detached, in the order of ``_LOSS_TERMS``."""
+    return torch.stack(out[: len(_LOSS_TERMS)]).detach()
 
 
 # --------------------------------------------------------------------------- configuration
@@ -427,6 +434,22 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
                              f"what this device computes natively.")
         return torch.float16
     raise ValueError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}.")
+
+
+def first_look(config: TrainConfig) -> TrainConfig:
+    """``config`` shortened to a run of seconds when ``YOLOV2_QUICK`` is set, else ``config`` itself.
+
+    A first look at a chapter: 20 s of wall time, its smallest input size only,
+    one validation at the end.
+    """
+    if not quick_mode():
+        return config
+    return replace(config, max_seconds=20, sizes=(min(config.sizes),), eval_every=0)
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """How a run's precision is written: ``"float32"`` (no autocast), ``"bf16"`` or ``"fp16"``."""
+    return {None: "float32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -844,8 +867,6 @@ def evaluate_model(
         loader = data
         class_names = class_names or getattr(data.dataset, "class_names", None)
     else:
-        if input_size % 32:
-            raise ValueError(f"input_size must be a multiple of 32, got {input_size}.")
         dataset = data
         if getattr(dataset, "augment", None) is not None:
             dataset = copy.copy(dataset)
@@ -1364,7 +1385,7 @@ class Trainer:
                                             amp_dtype=self.amp_dtype, grad_clip=cfg.grad_clip)
             except NonFiniteLossError as err:
                 self._stop(err.what, err.value)
-            values = torch.stack([out.total, out.coord, out.obj, out.noobj, out.prior, out.cls]).detach().tolist()
+            values = _logged_terms(out).tolist()
         else:
             values, grad_norm = self._accumulated_step(images, targets, seen_now)
         self.scheduler.step()
@@ -1396,7 +1417,7 @@ class Trainer:
                 weight = x.shape[0] / n_local  # micro-batch losses add up to the batch mean
                 loss = out.total * weight
                 (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-            terms += torch.stack([out.total, out.coord, out.obj, out.noobj, out.prior, out.cls]).detach() * weight
+            terms += _logged_terms(out) * weight
         if self.world_size > 1:
             dist.all_reduce(terms)  # every rank sees the same numbers, NaN included
             terms /= self.world_size

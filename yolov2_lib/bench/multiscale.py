@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from ..runtime import hardware
+from ..runtime import default_device, hardware
 from . import load_average, write_record
 
 RECIPE = ("--dataset", "bccd", "--batch-size", "16", "--lr", "0.01", "--burn-in", "30",
@@ -52,22 +52,19 @@ def reference() -> dict:
     return json.loads(REFERENCE.read_text())
 
 
-def parse_sizes(text: str) -> list[int]:
-    """``"416"``, ``"320,416"`` or a range of multiples of 32, ``"320-608"``, as a list of sides."""
+def parse_sizes(text: str, what: str = "sizes") -> list[int]:
+    """``"416"``, ``"320,416"`` or a range of multiples of 32, ``"320-608"``, read as ``yolov2 train --sizes``
+    reads it; ``ValueError`` otherwise."""
+    from ..cli import _int_list
+
     try:
-        if "-" in text:
-            lo, hi = (int(t) for t in text.split("-"))
-            sizes = list(range(lo, hi + 1, 32))
-        else:
-            sizes = [int(t) for t in text.split(",")]
-    except ValueError:
-        raise ValueError(f"sizes {text!r}: expected '416', '320,416' or '320-608'") from None
-    if not sizes or any(s <= 0 or s % 32 for s in sizes):
-        raise ValueError(f"sizes {text!r}: every size must be a positive multiple of 32")
-    return sizes
+        return list(_int_list(text, what))
+    except argparse.ArgumentTypeError as err:
+        raise ValueError(str(err)) from None
 
 
-def train_command(sizes: Sequence[int], *, updates: int, seed: int, width: float, out: Path) -> list[str]:
+def train_command(sizes: Sequence[int | str], *, updates: int, seed: int | str, width: float,
+                  out: Path | str) -> list[str]:
     """The ``yolov2 train`` arguments of one run: the recipe, then what the experiment sets."""
     return ["train", *RECIPE, "--width", str(width), "--sizes", ",".join(map(str, sizes)),
             "--max-iterations", str(updates), "--seed", str(seed), "--out", str(out)]
@@ -93,7 +90,7 @@ def summarise(runs: list[dict]) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     from .. import cli
     from ..data import BCCD_CLASSES, DetectionDataset, fetch
-    from ..train import autocast_dtype
+    from ..train import autocast_dtype, precision_name
 
     parser = argparse.ArgumentParser(prog="python -m yolov2_lib.bench multiscale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        arms = {name: parse_sizes(sizes) for name, sizes in (a.split("=", 1) for a in args.arms)}
-        test_sizes = parse_sizes(args.test_sizes)
+        arms = {name: parse_sizes(sizes, f"--arms {name}") for name, sizes in (a.split("=", 1) for a in args.arms)}
+        test_sizes = parse_sizes(args.test_sizes, "--test-sizes")
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError as err:
         parser.error(str(err))
@@ -122,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     test = DetectionDataset.from_boxes_csv(root / "bccd_boxes.csv", root / "JPEGImages", splits="test",
                                            class_names=BCCD_CLASSES)
     work = args.work or Path(tempfile.mkdtemp(prefix="yolov2-multiscale-"))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # what `yolov2 train` picks
+    device = default_device()  # what `yolov2 train` picks
     print(f"{hardware(device)}; runs in {work}")
     runs = []
     for seed in seeds:
@@ -144,12 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{arm:>8} mean: " + "  ".join(f"{s}: {m:.3f}" for s, m in per.items()))
     record = {
         "benchmark": "multiscale", "date": date.today().isoformat(),
-        "hardware": hardware(device), "precision": {None: "float32", torch.bfloat16: "bf16",
-                                                    torch.float16: "fp16"}[autocast_dtype("auto", device)],
+        "hardware": hardware(device), "precision": precision_name(autocast_dtype("auto", device)),
         "load_average": load_average(),
-        "command": "yolov2 " + " ".join(train_command(["SIZES"], updates=args.updates, seed=0,
-                                                      width=args.width, out=Path("RUN"))).replace(
-            "--seed 0", "--seed SEED"),
+        "command": "yolov2 " + " ".join(train_command(["SIZES"], updates=args.updates, seed="SEED",
+                                                      width=args.width, out="RUN")),
         "updates": args.updates, "width": args.width, "seeds": seeds, "test_sizes": test_sizes,
         "arms": arms, "runs": runs, "mean_map": means,
     }
