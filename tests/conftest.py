@@ -50,7 +50,15 @@ def built_book(tmp_path_factory) -> Path:
     """Build the whole book with warnings as errors; returns the html folder.
 
     Uses the execution cache in _build (a fresh clone executes every chapter).
+    With YOLOV2_BUILT_BOOK set to a built html folder (e.g. the ``_build/html`` of
+    ``jupyter-book build . --path-output /tmp/book-quick``), nothing is built: the tests run
+    against that build as it is (its build log and warnings are not checked).
     """
+    prebuilt = os.environ.get("YOLOV2_BUILT_BOOK")
+    if prebuilt:
+        html_dir = Path(prebuilt).resolve()
+        assert (html_dir / "index.html").is_file(), f"YOLOV2_BUILT_BOOK={prebuilt}: no index.html there"
+        return html_dir
     root = data_root()
     env = dict(os.environ)
     env.pop("YOLOV2_QUICK", None)  # the book runs every chapter in full; only nbval's run is quick
@@ -66,3 +74,47 @@ def built_book(tmp_path_factory) -> Path:
     (tmp_path_factory.getbasetemp() / "book-build.log").write_text(log)
     assert proc.returncode == 0, f"book build failed:\n{log[-8000:]}"
     return BUILD / "html"
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory):
+    """A headless Chromium (the Debian package) driven by Playwright, for pages made in a test."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.fail("chromium is not installed (.ci/run installs the Debian packages chromium and chromium-driver)")
+    profile = tmp_path_factory.mktemp("chromium-fragments")
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), executable_path=exe, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def open_explorer(chromium, tmp_path):
+    """Open an in-page explorer (``yolov2_lib.explorers.PageWidget``) alone in a page from disk.
+
+    Returns ``open(widget) -> (page, errors)``; ``errors`` collects page errors and console
+    errors. The page is closed after the test.
+    """
+    pages = []
+
+    def open_(widget):
+        path = tmp_path / f"explorer-{len(pages)}.html"
+        path.write_text(f"<!doctype html><html><head><meta charset='utf-8'></head><body>{widget.html()}</body></html>")
+        page = chromium.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.goto(path.as_uri())
+        page.wait_for_selector(".yolov2-explorer[data-state]", timeout=10000)
+        pages.append(page)
+        return page, errors
+
+    yield open_
+    for page in pages:
+        page.close()

@@ -83,13 +83,22 @@ def problems(path: Path) -> list[str]:
                 out.append(f"{path.name}: cell {i} stores an error output")
             if cell.outputs and cell.execution_count is None:  # nbval: "unrun reference cell has outputs"
                 out.append(f"{path.name}: cell {i} has stored output but no execution count (run strip)")
+            if any(is_glue(o) for o in cell.outputs):
+                out.append(f"{path.name}: cell {i} stores a glue record (run strip): a kernel without myst-nb "
+                           "(Colab) does not write it")
         elif cell.outputs or cell.execution_count is not None:
             out.append(f"{path.name}: cell {i} keeps outputs but is not tagged {CHECK_TAG}")
     return out
 
 
+def is_glue(output) -> bool:
+    """A hidden value handed to the book's prose (myst-nb's glue): written only where myst-nb is installed."""
+    return bool(output.get("metadata", {}).get("scrapbook"))
+
+
 def strip(nb) -> None:
-    """Drop every output except those of checked cells, which get a stable execution count."""
+    """Drop every output except those of checked cells, which get a stable execution count and lose
+    their glue records (the page reads those from the book build's own run)."""
     # the widget state nbclient saves is megabytes of PNGs; the book build re-creates it
     nb.metadata.pop("widgets", None)
     count = 0
@@ -101,6 +110,7 @@ def strip(nb) -> None:
         if is_checked(cell):
             # nbval refuses a cell with outputs and no execution count ("unrun reference cell")
             cell.execution_count = count
+            cell.outputs = [o for o in cell.outputs if not is_glue(o)]
             for o in cell.outputs:
                 if "execution_count" in o:
                     o["execution_count"] = count

@@ -353,3 +353,34 @@ def test_hard_negatives_keep_three_per_positive_of_highest_loss():
     assert (hard_negatives(torch.zeros(4, dtype=torch.long), torch.ones(4)) == -1).all()  # no positive
     with pytest.raises(ValueError):
         hard_negatives(labels, loss[:3])
+
+
+# ---------------------------------------------------------------- k-means from given centres (chapter 3's editor)
+
+
+def test_init_array_is_one_run_from_those_centres():
+    X = random_shapes(4)
+    fitted = AnchorKMeans(n_clusters=4, n_init=3, random_state=0).fit(X).cluster_centers_
+    again = AnchorKMeans(n_clusters=4, init=fitted[::-1], n_init=7, random_state=1).fit(X)
+    assert len(again.n_iter_per_init_) == 1  # n_init is ignored: one run, no seeding
+    np.testing.assert_allclose(again.cluster_centers_, fitted, rtol=1e-12)  # a fixed point stays put
+    start = np.array([[0.05, 0.1], [0.1, 0.05], [0.2, 0.3], [0.4, 0.4]])
+    a = AnchorKMeans(n_clusters=4, init=start, random_state=0).fit(X)
+    b = AnchorKMeans(n_clusters=4, init=start, random_state=99).fit(X)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    with pytest.raises(ValueError, match=r"init array must have shape \(n_clusters, 2\) = \(4, 2\), got \(3, 2\)"):
+        AnchorKMeans(n_clusters=4, init=start[:3]).fit(X)
+    with pytest.raises(ValueError, match="init array must hold positive finite widths and heights"):
+        AnchorKMeans(n_clusters=4, init=-start).fit(X)
+
+
+def test_an_empty_cluster_restarts_at_the_box_farthest_from_its_centre():
+    X = np.repeat([[0.1, 0.1], [0.2, 0.2], [0.5, 0.5]], [3, 3, 1], axis=0)
+    needle = np.array([[0.15, 0.15], [0.01, 0.9]])  # the needle is no box's best match
+    assert (iou_distance(X, needle).argmin(axis=1) == 0).all()
+    one = AnchorKMeans(n_clusters=2, init=needle, max_iter=1).fit(X)
+    # centre 0: the mean of all 7 boxes; the needle: the 0.5 x 0.5 box, the farthest from centre 0
+    np.testing.assert_allclose(one.cluster_centers_, [[0.2, 0.2], [0.5, 0.5]])
+    done = AnchorKMeans(n_clusters=2, init=needle).fit(X)
+    np.testing.assert_allclose(done.cluster_centers_, [[0.15, 0.15], [0.5, 0.5]])
+    assert done.labels_.tolist() == [0] * 6 + [1]

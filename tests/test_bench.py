@@ -178,3 +178,61 @@ def test_model_benchmark_times_postprocessing(tmp_path):
     # An untrained net scores every pair about sigmoid(0) / C = 0.025: all 2*2*5*20 pass 0.005, none 0.25.
     assert rows[0.005]["candidates_per_image"] == 400 and rows[0.25]["candidates_per_image"] == 0
     assert rows[0.005]["detections_per_image"] > 0
+
+
+def test_chapter9_record_reads_glued_values_and_keeps_the_quiet_float32_run_as_reference(tmp_path, monkeypatch):
+    import nbformat
+
+    from yolov2_lib.bench import chapter9
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("glue(...)")
+    prefix = "application/papermill.record/"  # what myst-nb's glue(..., display=False) writes
+    cell.outputs = [nbformat.v4.new_output("display_data", data={prefix + "text/plain": "640"},
+                                           metadata={"scrapbook": {"name": "ch9_updates", "mime_prefix": prefix}}),
+                    nbformat.v4.new_output("display_data", data={"text/plain": "'float32'"},
+                                           metadata={"scrapbook": {"name": "ch9_precision", "mime_prefix": ""}}),
+                    nbformat.v4.new_output("stream", name="stdout", text="not glued\n")]
+    nb.cells = [cell]
+    assert chapter9.glued_values(nb) == {"ch9_updates": 640, "ch9_precision": "float32"}
+
+    record = tmp_path / "r.json"
+    runs = [{"busy": True, "precision": "float32", "test_map": 1.0},
+            {"busy": False, "precision": "bf16", "test_map": 2.0},
+            {"busy": False, "precision": "float32", "test_map": 3.0}]
+    record.write_text(json.dumps({"runs": runs}))
+    monkeypatch.setattr(chapter9, "RECORD", record)
+    ref = chapter9.reference()
+    assert ref["test_map"] == 3.0 and ref["runs"] == runs
+    record.write_text(json.dumps({"runs": runs[:2]}))
+    with pytest.raises(ValueError, match="no float32 run"):
+        chapter9.reference()
+
+
+def test_shipped_chapter9_record_has_a_float32_reference_of_the_chapters_updates():
+    from yolov2_lib.bench.chapter9 import reference
+
+    ref = reference()
+    assert ref["updates"] == 640 and ref["precision"] == "float32" and not ref["busy"]
+    assert all(r["updates"] == ref["updates"] for r in ref["runs"])
+    assert 0 < ref["test_map"] <= 100 and ref["test_map"] <= ref["test_map_area"]
+
+
+def test_cpu_model_names_family_model_and_bf16():
+    from yolov2_lib.bench.chapter9 import cpu_model
+
+    text = cpu_model()
+    assert "bf16" in text and "family" in text
+
+
+def test_chapter9_record_reads_what_runtime_glue_writes_in_a_real_kernel():
+    import nbformat
+    from nbclient import NotebookClient
+
+    from yolov2_lib.bench.chapter9 import glued_values
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from yolov2_lib.runtime import glue\nglue('ch9_updates', 640)\n"
+                                          "glue('ch9_precision', 'float32')\nglue('ch9_test_map', 78.25)")]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    assert glued_values(nb) == {"ch9_updates": 640, "ch9_precision": "float32", "ch9_test_map": 78.25}

@@ -107,3 +107,28 @@ def test_box_sizes_on_the_real_voc_and_coco_files():
     wh = box_sizes(voc, inclusive=True, splits=("train", "val"))
     assert len(wh) == 40058 and (wh > 0).all() and (wh <= 1).all()
     assert len(box_sizes(coco, inclusive=False, skip_empty=True)) == 36780  # one box of zero height
+
+
+def _arrays(result) -> tuple:
+    """box_sizes returns an array, or a tuple of two with return_image_size."""
+    return result if isinstance(result, tuple) else (result,)
+
+
+def test_a_box_size_table_gives_what_the_corners_give(tmp_path):
+    """dx, dy instead of the corners (the shipped tables): same sizes, same checks, either convention."""
+    corners = write(tmp_path, ["train,2007,a,500,400,cat,1,1,100,200,0", "val,2012,b,200,100,dog,11,21,30,40,1",
+                               "test,2007,c,100,100,cat,5,5,5,9,0"])
+    table = tmp_path / "sizes.csv"
+    table.write_text("split,year,image_id,width,height,dx,dy,difficult\n"
+                     "train,2007,a,500,400,99,199,0\nval,2012,b,200,100,19,19,1\ntest,2007,c,100,100,0,4,0\n")
+    for kw in ({"inclusive": True}, {"inclusive": True, "difficult": True, "return_image_size": True},
+               {"inclusive": False, "skip_empty": True, "splits": ("train", "val"), "difficult": True}):
+        got, expected = box_sizes(table, **kw), box_sizes(corners, **kw)
+        assert len(_arrays(got)) == len(_arrays(expected))
+        for a, b in zip(_arrays(got), _arrays(expected)):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="has width 0"):
+        box_sizes(table, inclusive=False)
+    (tmp_path / "half.csv").write_text("width,height,dx\n10,10,1\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\) xmin, ymin, xmax, ymax \(or dx, dy"):
+        box_sizes(tmp_path / "half.csv", inclusive=True)

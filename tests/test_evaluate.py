@@ -567,3 +567,17 @@ def test_result_101point_matches_pycocotools_reading(seed, images, classes):
     for rule, expected in (("11point", r.map_11point), ("area", r.map_area)):
         got = r.map_by(rule)
         assert (math.isnan(got) and math.isnan(expected)) or got == expected
+
+
+def test_false_positive_kinds_split_duplicates_poor_boxes_and_empty_places():
+    from yolov2_lib.evaluate import match_detections
+
+    truth = [[0, 0, 10, 10, 0, 0], [20, 20, 30, 30, 0, 0]]
+    dets = [[0, 0, 10, 10, 0.9, 0],    # takes the first object
+            [0, 0, 10, 9, 0.8, 0],     # the same object again: duplicate
+            [20, 20, 26, 26, 0.7, 0],  # IoU 0.36 with the second: poor localisation
+            [50, 50, 60, 60, 0.6, 0],  # nothing near
+            [0, 0, 10, 10, 0.5, 1]]    # another class on the first object: nothing of its class near
+    kinds = match_detections(dets, truth).false_positive_kinds()
+    assert kinds == {"duplicate": 1, "poor localisation": 1, "no object near": 2}
+    assert sum(kinds.values()) == int(match_detections(dets, truth).fp.sum())

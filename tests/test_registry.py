@@ -147,11 +147,15 @@ def test_every_registered_dataset_matches_the_shared_mirror(shared_data, tmp_pat
 
 def test_manifest_entries_are_complete():
     r = reg.default_registry()
-    assert set(r.names()) == {"voc_boxes", "coco_val2017_boxes", "darknet", "bccd", "demo_images"}
+    assert set(r.names()) == {"voc_boxes", "voc_box_sizes", "coco_val2017_boxes", "coco_val2017_box_sizes",
+                              "darknet", "bccd", "demo_images"}
     for name in r.names():
         ds = r.dataset(name)
         assert ds.licence and ds.source and ds.description
+        assert ds.shipping, f"{name}: the registry does not say why it ships or not"
         for f in ds.files:
+            if f.shipped:
+                assert (r.shipped_dir / f.shipped).is_file(), f"{name}/{f.path}: no {f.shipped} in the package"
             assert len(f.sha256) == 64
             assert (f.url or f.build or f.derived), f"{name}/{f.path}: neither a URL nor a recipe"
             if f.url:
@@ -164,6 +168,13 @@ def test_manifest_entries_are_complete():
                     assert source.url.startswith("https://") or source.md5, source.url
     derived = [f.path for n in r.names() for f in r.dataset(n).files if f.build]
     assert sorted(derived) == ["bccd_boxes.csv", "coco_val2017_boxes.csv", "voc2007_demo/boxes.csv", "voc_boxes.csv"]
+    shipped = {f"{n}/{f.path}": f.shipped for n in r.names() for f in r.dataset(n).files if f.shipped}
+    assert shipped == {
+        "voc_box_sizes/voc_box_sizes.csv": "voc_box_sizes.csv.gz",
+        "coco_val2017_box_sizes/coco_val2017_box_sizes.csv": "coco_val2017_box_sizes.csv.gz",
+        "bccd/bccd_boxes.csv": "bccd_boxes.csv.gz",
+        "demo_images/voc2007_demo/boxes.csv": "voc2007_demo_boxes.csv.gz",
+    }
 
 
 def test_a_file_changed_after_a_good_check_is_caught(tmp_path):
@@ -324,13 +335,19 @@ def test_bccd_like_dataset_downloads_files_and_builds_its_csv(tmp_path):
 def test_status_of_the_real_registry_with_the_mirror_and_without(shared_data, tmp_path):
     with_mirror = reg.Registry.from_json(data_dir=shared_data, cache_dir=tmp_path / "cache", offline=True)
     for name in with_mirror.names():
+        if name.endswith("_box_sizes"):  # only in the package: copied into the cache, even offline
+            status = with_mirror.status(name)
+            assert status.location is None and status.plan.startswith("fetch would:\n  - copy "), status.plan
+            assert "from the package (no download)" in status.plan
+            continue
         assert with_mirror.status(name).location == f"YOLOV2_DATA {shared_data / with_mirror.dataset(name).root}"
     bare = reg.Registry.from_json(data_dir=tmp_path / "nothing", cache_dir=tmp_path / "cache", offline=True)
     plan = bare.status("voc_boxes").describe()
     assert plan.startswith("not local; downloads are off (YOLOV2_OFFLINE)")
     assert "build voc_boxes.csv from the Annotations/*.xml" in plan and "VOCtrainval_11-May-2012.tar" in plan
     demo = bare.status("demo_images").plan
-    assert "download 13 file(s)" in demo and "or from the 'voc_boxes' dataset when it is available locally" in demo
+    assert "download 13 file(s)" in demo and "copy voc2007_demo/boxes.csv from the package" in demo
+    assert "VOCtest" not in demo  # the demo boxes ship: nothing is built
 
 
 def test_partial_local_mirror_names_the_files_actually_missing(tmp_path):
@@ -349,4 +366,78 @@ def test_partial_local_mirror_names_the_files_actually_missing(tmp_path):
     assert "holds 11 of its 12 files; missing: img/007.jpg." in r.status("toy").describe()
     (tmp_path / "data" / "toy" / "img" / "008.jpg").unlink()
     with pytest.raises(reg.DatasetUnavailableError, match="missing: img/007.jpg, img/008.jpg."):
+        r.fetch("toy")
+
+
+# ---------------------------------------------------------------- files that ship with the package
+
+
+def _shipped_dataset(tmp_path, content: bytes, *, url: str | None = None) -> tuple[reg.Dataset, Path]:
+    """A one-file dataset whose file ships gzipped in ``tmp_path / "shipped"``."""
+    import gzip
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir(exist_ok=True)
+    (shipped / "t.csv.gz").write_bytes(gzip.compress(content))
+    registered = hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+    ds = reg.Dataset("toy", "toy", "a toy table", "CC0", "the tests",
+                     (reg.DataFile("t.csv", registered, url=url, shipped="t.csv.gz"),), "ships: tiny")
+    return ds, shipped
+
+
+def test_a_shipped_file_is_copied_from_the_package_even_offline(tmp_path):
+    ds, shipped = _shipped_dataset(tmp_path, b"a,b\n1,2\n", url="http://127.0.0.1:9/t.csv")
+    r = reg.Registry({"toy": ds}, data_dir=tmp_path / "nothing", cache_dir=tmp_path / "cache", offline=True,
+                     shipped_dir=shipped)
+    assert "copy t.csv from the package (no download)" in r.status("toy").plan
+    assert "downloads are off" not in r.status("toy").plan
+    path = r.fetch("toy")
+    assert path == tmp_path / "cache" / "toy" / "t.csv" and path.read_bytes() == b"a,b\n1,2\n"
+    assert not list((tmp_path / "cache").rglob("*.part"))
+
+
+def test_a_damaged_shipped_copy_is_refused(tmp_path):
+    ds, shipped = _shipped_dataset(tmp_path, b"a,b\n1,3\n")
+    r = reg.Registry({"toy": ds}, cache_dir=tmp_path / "cache", offline=True, shipped_dir=shipped)
+    with pytest.raises(reg.ChecksumError, match="the package's copy .*t.csv.gz of toy/t.csv has SHA-256"):
+        r.fetch("toy")
+    (shipped / "t.csv.gz").write_bytes(b"not gzip")
+    with pytest.raises(reg.DatasetError, match="cannot be read"):
+        r.fetch("toy")
+    assert _files(tmp_path / "cache") == []
+
+
+def test_the_real_shipped_tables_resolve_offline_without_any_data(tmp_path):
+    r = reg.Registry.from_json(data_dir=tmp_path / "nothing", cache_dir=tmp_path / "cache", offline=True)
+    for name in ("voc_box_sizes", "coco_val2017_box_sizes"):
+        path = r.fetch(name)
+        assert path == tmp_path / "cache" / name / f"{name}.csv"
+        assert reg.sha256_file(path) == r.dataset(name).files[0].sha256
+
+
+# ---------------------------------------------------------------- YOLOV2_MIRROR
+
+
+def test_mirror_serves_the_downloads_and_the_derived_files(tmp_path, server, monkeypatch):
+    """With a mirror, files come from <mirror>/<root>/<path>, derived ones too (no build), through the cache."""
+    served, url, log = server
+    write_files(served / "toy", FILES)
+    r = reg.Registry({"toy": _dataset(FILES, "http://127.0.0.1:9", derived=("sub/b.csv",))},
+                     data_dir=tmp_path / "nothing", cache_dir=tmp_path / "cache", offline=False, mirror=url + "/")
+    assert f"from the mirror {url} (first: {url}/toy/a.txt)" in r.status("toy").plan
+    root = r.fetch("toy")
+    assert root == tmp_path / "cache" / "toy" and sorted(log) == ["/toy/a.txt", "/toy/sub/b.csv"]
+    # a folder works too, read through its file:// URL; the variable is what readers set
+    write_files(tmp_path / "mirror" / "toy", FILES)
+    monkeypatch.setenv("YOLOV2_MIRROR", str(tmp_path / "mirror"))
+    r = reg.Registry({"toy": _dataset(FILES, None)}, cache_dir=tmp_path / "cache2", offline=False)
+    assert r.mirror == (tmp_path / "mirror").as_uri()
+    assert (r.fetch("toy") / "a.txt").read_bytes() == FILES["a.txt"]
+
+
+def test_a_mirror_with_other_bytes_is_refused(tmp_path):
+    write_files(tmp_path / "mirror" / "toy", {**FILES, "a.txt": b"other\n"})
+    r = reg.Registry({"toy": _dataset(FILES, None)}, cache_dir=tmp_path / "cache", offline=False,
+                     mirror=tmp_path / "mirror")
+    with pytest.raises(reg.ChecksumError, match="the file was discarded"):
         r.fetch("toy")

@@ -89,3 +89,36 @@ def test_tune_allocator_serves_large_blocks_from_the_heap():
 
     assert mmapped("default") >= 64 * 2**20  # glibc's default: a 64 MB block is its own mmap, unmapped when freed
     assert mmapped("tuned") == 0  # from the heap, which keeps it for the next step when freed
+
+
+def test_plain_warnings_show_category_and_file_names_only():
+    import warnings
+
+    from yolov2_lib import runtime
+    from yolov2_lib.data.voc import DataWarning
+
+    before = warnings.formatwarning
+    try:
+        runtime.plain_warnings()
+        text = warnings.formatwarning(
+            DataWarning("/home/me/data/bccd/bccd_boxes.csv, line 4006 (image 'B'): box has zero area"),
+            DataWarning, "/site-packages/yolov2_lib/data/voc.py", 623, "box = _check_box(...)  # type: ignore")
+        assert text == "DataWarning: bccd_boxes.csv, line 4006 (image 'B'): box has zero area\n"
+        assert warnings.formatwarning(UserWarning("C:\\data\\x.csv: w/h 1/2"), UserWarning, "f.py", 1) == \
+            "UserWarning: x.csv: w/h 1/2\n"
+    finally:
+        warnings.formatwarning = before
+
+
+def test_training_threads_leave_one_core(monkeypatch):
+    from yolov2_lib import runtime
+
+    for cores, threads in ((1, 1), (2, 1), (8, 7), (None, 1)):
+        monkeypatch.setattr(runtime.os, "cpu_count", lambda cores=cores: cores)
+        assert runtime.training_threads() == threads
+
+
+def test_hardware_names_the_threads_a_run_uses():
+    from yolov2_lib.runtime import hardware
+
+    assert ", 3 torch threads," in hardware("cpu", threads=3)

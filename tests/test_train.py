@@ -510,3 +510,30 @@ def test_resume_with_a_new_length_follows_the_new_schedule(data, tmp_path):
     longer = Trainer(tiny_model(), train, tiny_config(**{**short, "max_iterations": 12}), resume=tmp_path / "last.pt")
     longer.fit()
     assert longer.history["train"]["lr"][4:] == planned.history["train"]["lr"][4:]
+
+
+def test_threads_setting_is_checked_and_applies_only_during_fit():
+    import torch
+
+    from yolov2_lib.train import TrainConfig
+
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            TrainConfig(threads=bad)
+    assert TrainConfig(threads=1).threads == 1
+
+
+def test_fit_trains_with_the_configured_threads_and_gives_them_back(data):
+    seen = []
+    trainer = Trainer(tiny_model(), dataset(data), tiny_config(max_iterations=2, threads=2))
+    step = trainer.train_step
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return step(*args, **kwargs)
+
+    trainer.train_step = spy
+    before = torch.get_num_threads()
+    trainer.fit()
+    assert seen == [2, 2] and torch.get_num_threads() == before
+    assert ", 2 torch threads," in trainer.provenance["hardware"]

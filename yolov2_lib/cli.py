@@ -298,7 +298,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             accumulate=args.accumulate, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
             weight_decay=args.weight_decay,
             burn_in=args.burn_in, steps=args.steps, grad_clip=args.grad_clip, sizes=args.sizes,
-            size_every=args.size_every, num_workers=args.workers, seed=args.seed, device=args.device,
+            size_every=args.size_every, num_workers=args.workers, threads=args.threads, seed=args.seed, device=args.device,
             amp="bf16" if args.bf16 else args.amp, channels_last=False if args.no_channels_last else None,
             freeze_bn=args.freeze_bn, ema_decay=None if args.no_ema else args.ema_decay,
             eval_every=args.eval_every, eval_size=args.eval_size, out_dir=str(out),
@@ -712,6 +712,9 @@ def _add_train_parser(sub) -> None:
     h.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (0: at the end)")
     h.add_argument("--checkpoint-every", type=int, default=0, help="also write last.pt every N updates")
     h.add_argument("--workers", type=_count, default=2, help="DataLoader worker processes")
+    h.add_argument("--threads", type=_positive, default=None,
+                   help="torch CPU threads while training (default: torch's, one per core); on a busy "
+                        "two-core machine 1 is faster")
     h.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     h.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
                    help="mixed precision: auto is bf16 where the hardware computes it natively (CPUs with "

@@ -616,6 +616,20 @@ class ImageMatch:
         """False positives plus missed objects: how wrong the image is."""
         return int(self.fp.sum() + self.missed.sum())
 
+    def false_positive_kinds(self, near: float = 0.1) -> dict[str, int]:
+        """The false positives counted by kind (chapter 9's failure cases).
+
+        - ``"duplicate"``: a second box on an object already taken;
+        - ``"poor localisation"``: on an object of its class, but with an IoU
+          between ``near`` and the threshold;
+        - ``"no object near"``: IoU below ``near`` with every object of its class:
+          background, another class, or an object nobody annotated.
+        """
+        poor = self.fp & ~self.duplicate & (self.best_iou >= near)
+        far = self.fp & ~self.duplicate & (self.best_iou < near)
+        return {"duplicate": int(self.duplicate.sum()), "poor localisation": int(poor.sum()),
+                "no object near": int(far.sum())}
+
 
 def match_detections(
     detections: ArrayLike,

@@ -10,6 +10,8 @@ import ctypes
 import os
 import platform
 import random
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "seed_everything", "default_device", "setup", "cpu_name", "hardware", "glue", "quick_mode", "bf16_disabled",
+    "seed_everything", "default_device", "setup", "plain_warnings", "training_threads", "cpu_name", "hardware", "glue", "quick_mode", "bf16_disabled",
     "tune_allocator", "allocator_tuned",
 ]  # fmt: skip
 
@@ -41,9 +43,43 @@ def default_device() -> torch.device:
 
 
 def setup(seed: int = 0) -> torch.device:
-    """Seed everything and return the device to use (what each chapter's first cell does)."""
+    """Seed everything, show warnings plainly (:func:`plain_warnings`) and return the device to
+    use (what each chapter's first cell does)."""
     seed_everything(seed)
+    plain_warnings()
     return default_device()
+
+
+# a path with at least one folder: (drive) / folder / ... / name
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\\/\s,:;'\"()]+)+[\\/]([^\\/\s,:;'\"()]+)")
+
+
+def _plain_warning(message, category, filename, lineno, line=None) -> str:
+    text = _PATH.sub(r"\1", str(message))
+    return f"{category.__name__}: {text}\n"
+
+
+def plain_warnings() -> None:
+    """Show a warning as ``Category: message``, with every file path in it shortened to the
+    file's name, and without the line of code that raised it.
+
+    Python's default names the source file and line that called ``warnings.warn``
+    (somewhere inside a library) and repeats that line of code: useful when debugging
+    the library, noise on a page that explains one idea. The message itself still
+    says which data file, line and box are concerned.
+    """
+    warnings.formatwarning = _plain_warning
+
+
+def training_threads() -> int:
+    """Torch threads for training on this CPU: every core but one.
+
+    The spare core runs the data worker that prepares the next batch, and whatever
+    else the machine does (a browser, another notebook). A team of threads that
+    occupies every core waits for its slowest member as soon as anything else
+    wants one: on two busy cores, one thread trains faster than two.
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def cpu_name() -> str:
@@ -57,12 +93,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware(device: torch.device | str | None = None) -> str:
-    """One line naming what a run used: the GPU, or the CPU with its core and thread counts."""
+def hardware(device: torch.device | str | None = None, threads: int | None = None) -> str:
+    """One line naming what a run used: the GPU, or the CPU with its core and thread counts
+    (``threads``: the count the run uses, default torch's current one)."""
     device = torch.device(device) if device is not None else default_device()
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
-    return (f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+    return (f"{cpu_name()}, {os.cpu_count()} cores, {threads or torch.get_num_threads()} torch threads, "
             f"torch {torch.__version__}")
 
 

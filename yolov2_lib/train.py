@@ -169,6 +169,11 @@ class TrainConfig:
         size_every: batches between two size draws (10).
         drop_last: drop an epoch's last, smaller batch (avoids tiny BN batches).
         num_workers: DataLoader worker processes.
+        threads: torch's CPU threads while :meth:`Trainer.fit` runs (``None``: leave torch's
+            setting). On a CPU with few cores, leaving one core to the data worker and to
+            whatever else runs keeps a busy machine from stalling the whole thread team.
+            The count changes the rounding of some sums, so it is part of what makes a
+            run repeat bit for bit.
         seed: seed of the batch order and sizes (augmentation has the dataset's own seed).
 
     Hardware:
@@ -224,6 +229,7 @@ class TrainConfig:
     size_every: int = 10
     drop_last: bool = True
     num_workers: int = 0
+    threads: int | None = None
     seed: int = 0
 
     device: str | None = None
@@ -262,6 +268,9 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be an integer >= 1, got {value!r}.")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ValueError(f"TrainConfig.threads must be None or an integer >= 1, got {self.threads!r}.")
         for name in ("burn_in", "num_workers", "eval_every", "checkpoint_every", "warmup_images", "top_k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -678,13 +687,14 @@ def _git_commit(where: Path) -> str | None:
     return commit + ("+dirty" if dirty else "") if commit else None
 
 
-def provenance(device: torch.device | str | None = None) -> dict[str, Any]:
-    """Where a run comes from: the command line, the library's git commit, the time and the hardware."""
+def provenance(device: torch.device | str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Where a run comes from: the command line, the library's git commit, the time and the hardware
+    (``threads``: the torch threads the run uses, default torch's current count)."""
     return {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
         "commit": _git_commit(Path(__file__).resolve().parent),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "hardware": hardware(device),
+        "hardware": hardware(device, threads),
     }
 
 
@@ -1139,7 +1149,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
 
-        self.provenance = provenance(self.device)
+        self.provenance = provenance(self.device, cfg.threads)
         self.stopped_by: str | None = None  # "updates" or "time budget", once fit() has ended
         self.clock = time.perf_counter  # the wall clock of the budget (a test may replace it)
         self._eval_seconds: float | None = None  # how long the last validation took
@@ -1498,7 +1508,7 @@ class Trainer:
             self.eval_model, data, input_size=input_size or cfg.eval_size, batch_size=cfg.eval_batch_size,
             num_workers=cfg.num_workers, conf_threshold=cfg.conf_threshold, nms_threshold=cfg.nms_threshold,
             top_k=cfg.top_k, amp="bf16" if self.amp_dtype == torch.bfloat16 else "off",
-            class_names=self.class_names, progress=cfg.progress,
+            class_names=self.class_names, progress=False,  # a short pass; the training bar stays the one bar
         )
 
     def _validate(self) -> bool:
@@ -1542,6 +1552,9 @@ class Trainer:
                    disable=not cfg.progress or self.rank != 0, dynamic_ncols=True)
         self._fit_started = self.clock()
         self.stopped_by = None
+        threads_before = torch.get_num_threads()
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         try:
             while self.iteration < total and not self._out_of_time():
                 self._set_train_mode()
@@ -1576,6 +1589,7 @@ class Trainer:
             self.save(best=best)
         finally:
             bar.close()
+            torch.set_num_threads(threads_before)
             self.train_seconds, self._fit_started = self.elapsed_seconds, None
             self.loader = self._make_loader()  # the old one's workers exit; the next fit() starts new ones
         return self.history
@@ -1598,7 +1612,7 @@ class Trainer:
         tqdm.write(line)
 
 
-_NOT_SETTINGS = ("out_dir", "progress", "verbose", "num_workers")  # where and how it shows, not what it trains
+_NOT_SETTINGS = ("out_dir", "progress", "verbose", "num_workers", "threads")  # where and how it shows, not what it trains
 
 
 def _changed_settings(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, list]:

@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         from ..data.registry import fetch  # lazily: only the benchmark needs the registry
 
         try:
-            path = fetch("voc_boxes")
+            path = fetch("voc_box_sizes")
         except Exception as err:  # the registry explains where it looked
-            print(f"error: {err}\n(or pass --csv PATH to a voc_boxes.csv)")
+            print(f"error: {err}\n(or pass --csv PATH to a voc_boxes.csv or voc_box_sizes.csv)")
             return 2
     years, splits = set(args.years.split(",")), set(args.splits.split(","))
     wh = box_sizes(path, inclusive=True, years=sorted(years), splits=sorted(splits),

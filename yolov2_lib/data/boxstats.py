@@ -5,7 +5,10 @@ Chapter 3 (anchor boxes by k-means) explains this module.
 YOLO v2 resizes every image to a square input (416 x 416) without keeping
 its aspect ratio, so what the network sees of a box is its width and height
 as fractions of the image: :func:`box_sizes` reads them from a boxes CSV
-(``voc_boxes.csv``, ``coco/coco_val2017_boxes.csv``, ``bccd/bccd_boxes.csv``).
+(``voc_boxes.csv``, ``coco/coco_val2017_boxes.csv``, ``bccd/bccd_boxes.csv``)
+or from a box-size table, which keeps of each box only ``dx = xmax - xmin``
+and ``dy = ymax - ymin`` (``voc_box_sizes``, ``coco_val2017_box_sizes``: they
+ship with the package, the chapter reads them with ``fetch``).
 
 Pixel convention. The caller says which one the file uses (``inclusive``):
 
@@ -32,7 +35,9 @@ import numpy as np
 
 __all__ = ["box_sizes", "faster_rcnn_anchors", "faster_rcnn_scale"]
 
-_REQUIRED = ("width", "height", "xmin", "ymin", "xmax", "ymax")
+_IMAGE = ("width", "height")
+_CORNERS = ("xmin", "ymin", "xmax", "ymax")
+_EXTENT = ("dx", "dy")  # a box-size table: xmax - xmin, ymax - ymin
 
 
 def _wanted(values: str | Sequence[str] | None) -> set[str] | None:
@@ -55,8 +60,9 @@ def box_sizes(
 
     Args:
         csv_path: CSV with (at least) the columns ``width, height, xmin, ymin, xmax,
-            ymax`` (image size and box corners in pixels); optional ``split``, ``year``
-            and ``difficult`` (missing: 0).
+            ymax`` (image size and box corners in pixels), or a box-size table with
+            ``width, height, dx, dy`` (``dx = xmax - xmin``, ``dy = ymax - ymin``);
+            optional ``split``, ``year`` and ``difficult`` (missing: 0).
         inclusive: ``True`` for VOC's 1-based inclusive pixels (``w = xmax - xmin + 1``),
             ``False`` for continuous corners (``w = xmax - xmin``, COCO).
         splits: keep only rows of these splits (``("train", "val")`` is VOC trainval).
@@ -84,9 +90,12 @@ def box_sizes(
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
         columns = set(reader.fieldnames or ())
-        missing = [c for c in _REQUIRED if c not in columns]
+        extent = all(c in columns for c in _EXTENT) and not any(c in columns for c in _CORNERS)
+        required = _IMAGE + (_EXTENT if extent else _CORNERS)
+        missing = [c for c in required if c not in columns]
         if missing:
-            raise ValueError(f"{csv_path}: missing column(s) {', '.join(missing)}; found {sorted(columns)}.")
+            raise ValueError(f"{csv_path}: missing column(s) {', '.join(missing)} (or dx, dy instead of "
+                             f"the corners); found {sorted(columns)}.")
         for name, wanted in (("split", wanted_splits), ("year", wanted_years)):
             if wanted is not None and name not in columns:
                 raise ValueError(f"{csv_path}: cannot select by {name}: the file has no {name!r} column.")
@@ -97,20 +106,21 @@ def box_sizes(
                 continue
             where = f"{csv_path}, line {reader.line_num}"
             try:
-                width, height, x1, y1, x2, y2 = (float(row[c]) for c in _REQUIRED)
+                width, height, *box = (float(row[c]) for c in required)
                 hard = float(row.get("difficult") or 0) >= 1
             except (TypeError, ValueError):
-                raise ValueError(f"{where}: non-numeric value in {[row.get(c) for c in _REQUIRED]}.") from None
-            if not all(math.isfinite(v) for v in (width, height, x1, y1, x2, y2)) or width <= 0 or height <= 0:
-                raise ValueError(f"{where}: image size {width} x {height} and box {[x1, y1, x2, y2]} "
+                raise ValueError(f"{where}: non-numeric value in {[row.get(c) for c in required]}.") from None
+            if not all(math.isfinite(v) for v in (width, height, *box)) or width <= 0 or height <= 0:
+                raise ValueError(f"{where}: image size {width} x {height} and box {box} "
                                  "must be finite with a positive image size.")
             if hard and not difficult:
                 continue
-            w, h = x2 - x1 + one, y2 - y1 + one
+            dx, dy = box if extent else (box[2] - box[0], box[3] - box[1])
+            w, h = dx + one, dy + one
             if w <= 0 or h <= 0:
                 if skip_empty:
                     continue
-                raise ValueError(f"{where}: box {[x1, y1, x2, y2]} has width {w:g} and height {h:g} "
+                raise ValueError(f"{where}: box {box} has width {w:g} and height {h:g} "
                                  f"(inclusive={inclusive}); pass skip_empty=True to drop such boxes.")
             if w > width or h > height:
                 raise ValueError(f"{where}: box {w:g} x {h:g} is larger than its image {width:g} x {height:g} "

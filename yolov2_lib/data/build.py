@@ -13,6 +13,12 @@ are, so they are built here, in exactly the layout of the book's mirror:
 - ``images/voc2007_demo/boxes.csv`` by :func:`voc_demo_boxes_csv`, the rows
   of five VOC 2007 test photos.
 
+Two more are derived from those: the box-size tables ``voc_box_sizes.csv``
+and ``coco/coco_val2017_box_sizes.csv`` (:func:`box_size_table_csv`), which
+keep of each box only its extent and its image's size. They ship with the
+package (:mod:`yolov2_lib.data.shipped`), so that a figure of box shapes
+does not cost the gigabytes of archives the full boxes are built from.
+
 Each builder is a pure function from local files to the CSV. Getting the
 sources is :func:`run_recipe`'s job: files are downloaded one by one, a tar
 archive is read as a stream (only the annotations touch the disk) while its
@@ -55,6 +61,7 @@ from .voc import _csv_objects, _fmt, _read_ids, _report, write_boxes_csv
 
 __all__ = [
     "BCCD_COLUMNS",
+    "BOX_SIZE_KEYS",
     "COCO_COLUMNS",
     "VOC2007_DEMO_IDS",
     "NUM_GROUPS",
@@ -67,6 +74,7 @@ __all__ = [
     "voc_boxes_csv",
     "coco_boxes_csv",
     "voc_demo_boxes_csv",
+    "box_size_table_csv",
     "ContentDigest",
     "content_digest",
     "content_sha256",
@@ -83,11 +91,13 @@ BCCD_COLUMNS: tuple[str, ...] = (
     "split", "image_id", "width", "height", "class", "xmin", "ymin", "xmax", "ymax", "difficult",
 )  # fmt: skip
 COCO_COLUMNS: tuple[str, ...] = ("image_id", "width", "height", "class", "xmin", "ymin", "xmax", "ymax")
+# what a box-size table keeps of a boxes CSV, besides dx and dy (those of these columns it has)
+BOX_SIZE_KEYS: tuple[str, ...] = ("split", "year", "image_id", "width", "height")
 VOC2007_DEMO_IDS: tuple[str, ...] = ("000456", "000542", "001150", "001763", "004545")
 NUM_GROUPS = 16  # rows are hashed in this many groups (by image) to locate a difference
 
 _CHUNK = 1 << 20
-_NUMERIC = frozenset({"width", "height", "xmin", "ymin", "xmax", "ymax", "difficult"})
+_NUMERIC = frozenset({"width", "height", "xmin", "ymin", "xmax", "ymax", "dx", "dy", "difficult"})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _VOC_MEMBER = re.compile(
     r"(?:^|/)VOCdevkit/(VOC\d{4})/(Annotations/[^/]+\.xml|ImageSets/Main/(?:train|val|test)\.txt)$"
@@ -339,6 +349,45 @@ def voc_demo_boxes_csv(
     if absent:
         raise ValueError(f"{voc_boxes}: no {split} {year} rows for image(s) {', '.join(absent)}.")
     return _write_csv(csv_path, header, rows)
+
+
+def box_size_table_csv(boxes_csv: str | Path, csv_path: str | Path) -> int:
+    """Reduce a boxes CSV to a box-size table: each box's extent and its image's size.
+
+    One row per row of ``boxes_csv``, in its order, with the columns of
+    :data:`BOX_SIZE_KEYS` that it has, then ``dx = xmax - xmin`` and
+    ``dy = ymax - ymin`` in the file's own pixels, then ``difficult`` when it
+    has one. No class and no position: what :func:`~yolov2_lib.data.boxstats.box_sizes`
+    needs, in either pixel convention (VOC's inclusive width is ``dx + 1``),
+    and nothing a detector could be trained on.
+
+    Args:
+        boxes_csv: a CSV with at least ``width, height, xmin, ymin, xmax, ymax``.
+        csv_path: the table to write (``"\\r\\n"`` line ends, as the other built CSVs).
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        ValueError: a column is missing or a coordinate is not a number.
+    """
+    with open(boxes_csv, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        missing = [c for c in ("width", "height", "xmin", "ymin", "xmax", "ymax") if c not in columns]
+        if missing:
+            raise ValueError(f"{boxes_csv}: missing column(s) {', '.join(missing)}; found {columns}.")
+        keys = [c for c in BOX_SIZE_KEYS if c in columns]
+        tail = ["difficult"] if "difficult" in columns else []
+        rows = []
+        for row in reader:
+            try:
+                dx = float(row["xmax"]) - float(row["xmin"])
+                dy = float(row["ymax"]) - float(row["ymin"])
+            except ValueError:
+                raise ValueError(f"{boxes_csv}, line {reader.line_num}: a corner is not a number.") from None
+            rows.append([*(row[c] for c in keys), _fmt(dx), _fmt(dy), *(row[c] for c in tail)])
+    return _write_csv(csv_path, [*keys, "dx", "dy", *tail], rows)
 
 
 # ---------------------------------------------------------------- content

@@ -1,15 +1,25 @@
 """The dataset registry: where each real dataset of the book comes from.
 
 Every dataset the book and the tests use is named in ``registry.json``
-beside this file: its files, their SHA-256 sums, the public source and the
-licence. Data files are never part of the project; :func:`fetch` resolves a
-dataset, in this order, from
+beside this file: its files, their SHA-256 sums, the public source, the
+licence, and whether a copy ships with the package (``shipping`` says why or
+why not). :func:`fetch` resolves a dataset, in this order, from
 
 1. the folder named by the ``YOLOV2_DATA`` environment variable (a local
    copy of the data, for example on a computer without internet),
 2. the user cache (``YOLOV2_CACHE``, default ``~/.cache/yolov2_lib``),
-3. a download from the public source into that cache, each file checked
-   against its SHA-256 before it is used.
+3. what is missing there is then filled in: files that ship with the
+   package (entries with ``"shipped"``, a few small tables, see
+   :mod:`yolov2_lib.data.shipped`) are copied from it, the others are
+   downloaded from the public source (or from ``YOLOV2_MIRROR``, below);
+   each file is checked against its SHA-256 before it is used.
+
+``YOLOV2_MIRROR`` names a copy of the data laid out as ``YOLOV2_DATA`` is
+(an ``http(s)://`` or ``file://`` URL, or a folder): when it is set, every
+file that does not ship is downloaded from ``<mirror>/<root>/<path>``
+instead of its public source, derived files included (a mirror holds them
+built). The files still go through the cache and their checks; that is the
+difference from ``YOLOV2_DATA``, which is used in place.
 
 Derived files (the box CSVs) have no URL of their own: their entry carries a
 ``build`` recipe, and :mod:`yolov2_lib.data.build` makes them from the
@@ -36,6 +46,7 @@ import os
 import shutil
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +54,7 @@ from typing import Mapping
 
 from . import build
 from .build import BuildRecipe
+from .shipped import SHIPPED_DIR, gunzip_file
 
 __all__ = [
     "DatasetError",
@@ -81,6 +93,14 @@ class DatasetUnavailableError(DatasetError):
     """A dataset is neither available locally nor downloadable."""
 
 
+def _as_url(location: str | os.PathLike) -> str:
+    """A mirror's base URL: as given when it has a scheme, else the folder's ``file://`` URI."""
+    text = str(location)
+    if "://" in text:
+        return text.rstrip("/")
+    return Path(text).resolve().as_uri()
+
+
 def sha256_file(path: Path) -> str:
     """SHA-256 hex digest of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
@@ -104,6 +124,7 @@ class DataFile:
             file with these rows is accepted even when its bytes differ.
         rows: its number of data rows.
         content_groups: :attr:`~yolov2_lib.data.build.ContentDigest.groups`, to locate a difference.
+        shipped: the gzipped copy of the file in ``yolov2_lib/data/shipped/``, if one ships.
     """
 
     path: str
@@ -114,6 +135,7 @@ class DataFile:
     content_sha256: str | None = None
     rows: int | None = None
     content_groups: tuple[str, ...] | None = None
+    shipped: str | None = None
 
     @classmethod
     def from_dict(cls, path: str, d: Mapping) -> "DataFile":
@@ -122,12 +144,16 @@ class DataFile:
             build=BuildRecipe.from_dict(d["build"]) if "build" in d else None,
             content_sha256=d.get("content_sha256"), rows=d.get("rows"),
             content_groups=tuple(d["content_groups"]) if "content_groups" in d else None,
+            shipped=d.get("shipped"),
         )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A registered dataset: a folder (``root``) of files with known sums."""
+    """A registered dataset: a folder (``root``) of files with known sums.
+
+    ``shipping`` says, in words, which of its files ship with the package and why, or why none do.
+    """
 
     name: str
     root: str
@@ -135,11 +161,12 @@ class Dataset:
     licence: str
     source: str
     files: tuple[DataFile, ...] = field(default_factory=tuple)
+    shipping: str = ""
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping) -> "Dataset":
         files = tuple(DataFile.from_dict(p, f) for p, f in d["files"].items())
-        return cls(name, d["root"], d["description"], d["licence"], d["source"], files)
+        return cls(name, d["root"], d["description"], d["licence"], d["source"], files, d.get("shipping", ""))
 
 
 @dataclass(frozen=True)
@@ -169,6 +196,9 @@ class Registry:
         cache_dir: download cache (defaults to ``$YOLOV2_CACHE`` or ``~/.cache/yolov2_lib``).
         offline: never download (defaults to ``$YOLOV2_OFFLINE`` being set to 1/true/yes).
         timeout: seconds for each download request.
+        mirror: download from this copy of the data instead of the public sources
+            (a URL or a folder; defaults to ``$YOLOV2_MIRROR``).
+        shipped_dir: the folder of the tables that ship with the package.
     """
 
     def __init__(
@@ -179,6 +209,8 @@ class Registry:
         cache_dir: str | os.PathLike | None = None,
         offline: bool | None = None,
         timeout: float = 60.0,
+        mirror: str | os.PathLike | None = None,
+        shipped_dir: str | os.PathLike = SHIPPED_DIR,
     ) -> None:
         self.datasets = dict(datasets)
         env_data = os.environ.get("YOLOV2_DATA")
@@ -191,6 +223,9 @@ class Registry:
             offline = os.environ.get("YOLOV2_OFFLINE", "").lower() in {"1", "true", "yes"}
         self.offline = offline
         self.timeout = timeout
+        mirror = mirror if mirror is not None else (os.environ.get("YOLOV2_MIRROR") or None)
+        self.mirror = _as_url(mirror) if mirror is not None else None
+        self.shipped_dir = Path(shipped_dir)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike = _MANIFEST, **kwargs) -> "Registry":
@@ -258,24 +293,40 @@ class Registry:
                 return self._result(ds, root)
         return None
 
-    @staticmethod
-    def _plan(ds: Dataset, missing: list[DataFile]) -> str:
+    def _source_url(self, ds: Dataset, f: DataFile) -> str | None:
+        """Where ``f`` is downloaded from: the mirror when one is set, else its public URL (if any)."""
+        if self.mirror is not None:
+            rel = "/".join(p for p in (ds.root, f.path) if p)
+            return f"{self.mirror}/{urllib.parse.quote(rel)}"
+        return f.url
+
+    def _plan(self, ds: Dataset, missing: list[DataFile]) -> str:
         """What obtaining the missing files would do, one line per kind of work."""
         lines = []
-        downloads = [f for f in missing if f.url is not None]
+        copies = [f for f in missing if f.shipped is not None]
+        if copies:
+            lines.append(f"  - copy {', '.join(f.path for f in copies)} from the package (no download)")
+        rest = [f for f in missing if f.shipped is None]
+        downloads = [f for f in rest if self._source_url(ds, f) is not None]
         if downloads:
-            lines.append(f"  - download {len(downloads)} file(s) from {ds.source} (first: {downloads[0].url})")
-        for f in missing:
-            if f.url is None and f.build is not None:
+            where = f"the mirror {self.mirror}" if self.mirror is not None else ds.source
+            lines.append(f"  - download {len(downloads)} file(s) from {where} "
+                         f"(first: {self._source_url(ds, downloads[0])})")  # fmt: skip
+        for f in rest:
+            if self._source_url(ds, f) is None and f.build is not None:
                 lines.append(f"  - build {f.path} from {f.build.describe()}")
         return "\n".join(lines)
 
     def _partial(self, ds: Dataset) -> str:
-        """Sentences naming the files missing from each local folder that holds part of ``ds``."""
+        """Sentences naming the files missing from each local folder that holds part of ``ds``.
+
+        A folder holding only copies of files that ship with the package (the cache gets them
+        whenever it is tried) holds nothing of the dataset's own.
+        """
         sentences = []
         for label, root in self._candidates(ds):
             missing = [f.path for f in ds.files if not (root / f.path).is_file()]
-            if not missing or len(missing) == len(ds.files):
+            if not missing or not any(f.shipped is None and (root / f.path).is_file() for f in ds.files):
                 continue
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             sentences.append(f"{label} {root} holds {len(ds.files) - len(missing)} of its {len(ds.files)} "
@@ -283,9 +334,14 @@ class Registry:
         return " ".join(sentences)
 
     def _obtain(self, ds: Dataset, root: Path, searched: list[str]) -> None:
-        """Download and build the files missing from ``root`` (the cache)."""
+        """Copy, download and build the files missing from ``root`` (the cache)."""
+        for f in ds.files:
+            if f.shipped is not None and not (root / f.path).is_file():
+                self._copy_shipped(ds, f, root)
         missing = [f for f in ds.files if not (root / f.path).is_file()]
-        stuck = [f for f in missing if f.url is None and f.build is None]
+        if not missing:
+            return
+        stuck = [f for f in missing if self._source_url(ds, f) is None and f.build is None]
         partial = self._partial(ds)
         if stuck:
             how = "\n".join(f"  - {f.path}: {f.derived or 'no public download'}" for f in stuck)
@@ -309,29 +365,56 @@ class Registry:
                 f"{self._plan(ds, missing)}"
             )
         for f in missing:
-            if f.url is not None:
+            if self._source_url(ds, f) is not None:
                 self._download_file(ds, f, root, searched)
         for f in missing:
-            if f.url is None and f.build is not None:
+            if self._source_url(ds, f) is None and f.build is not None:
                 self._build_file(ds, f, root, searched)
 
+    def _copy_shipped(self, ds: Dataset, f: DataFile, root: Path) -> None:
+        """Uncompress the package's copy of ``f`` into ``root`` and check it like a download."""
+        assert f.shipped is not None
+        source = self.shipped_dir / f.shipped
+        target = root / f.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        os.close(fd)
+        try:
+            try:
+                gunzip_file(source, tmp)
+            except (OSError, EOFError) as exc:
+                raise DatasetError(f"the package's copy {source} of {ds.name}/{f.path} cannot be read ({exc}); "
+                                   "reinstall yolov2_lib.") from exc
+            actual = sha256_file(Path(tmp))
+            if actual != f.sha256:
+                raise ChecksumError(
+                    f"the package's copy {source} of {ds.name}/{f.path} has SHA-256 {actual}, "
+                    f"the registry expects {f.sha256}; it was not used. Reinstall yolov2_lib."
+                )
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
     def _download_file(self, ds: Dataset, f: DataFile, root: Path, searched: list[str]) -> None:
+        url = self._source_url(ds, f)
+        assert url is not None
         target = root / f.path
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(f.url, timeout=self.timeout) as resp:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=self.timeout) as resp:
                 shutil.copyfileobj(resp, out, _CHUNK)
             actual = sha256_file(Path(tmp))
             if actual != f.sha256:
                 raise ChecksumError(
-                    f"download of {f.url} for {ds.name}/{f.path} has SHA-256 {actual}, "
+                    f"download of {url} for {ds.name}/{f.path} has SHA-256 {actual}, "
                     f"the registry expects {f.sha256}; the file was discarded."
                 )
             os.replace(tmp, target)
         except (urllib.error.URLError, OSError) as exc:
             raise DatasetUnavailableError(
-                f"could not download {f.url} for dataset {ds.name!r} ({exc}). "
+                f"could not download {url} for dataset {ds.name!r} ({exc}). "
                 f"Looked locally in: {'; '.join(searched)}. Without internet, set YOLOV2_DATA "
                 f"to a folder holding '{ds.root or '.'}' (see data/README.md)."
             ) from exc
@@ -386,7 +469,8 @@ class Registry:
     def fetch(self, name: str) -> Path:
         """Resolve dataset ``name`` and return its folder (or its file, for a one-file dataset).
 
-        Missing files are downloaded, and derived files built, into the cache.
+        Missing files are copied from the package (those that ship), downloaded, or
+        (derived files) built, into the cache.
 
         Raises:
             ChecksumError: a local, downloaded or built file is not the registered one
@@ -413,12 +497,14 @@ class Registry:
                 return DatasetStatus(name, f"{label} {root}", "")
         cache_root = self.cache_dir / name
         missing = [f for f in ds.files if not (cache_root / f.path).is_file()]
-        stuck = [f.path for f in missing if f.url is None and f.build is None]
+        stuck = [f.path for f in missing
+                 if f.shipped is None and self._source_url(ds, f) is None and f.build is None]  # fmt: skip
         partial = self._partial(ds)
         if stuck:
             plan = f"not obtainable: no download or recipe for {', '.join(stuck)}"
         else:
-            plan = ("downloads are off (YOLOV2_OFFLINE); fetch would:\n" if self.offline else "fetch would:\n")
+            off = self.offline and any(f.shipped is None for f in missing)
+            plan = "downloads are off (YOLOV2_OFFLINE); fetch would:\n" if off else "fetch would:\n"
             plan += self._plan(ds, missing)
         return DatasetStatus(name, None, f"{partial}\n{plan}" if partial else plan)
 
@@ -435,7 +521,9 @@ def default_registry() -> Registry:
 def fetch(name: str) -> Path:
     """Resolve a registered dataset with the default registry; see :meth:`Registry.fetch`.
 
-    Names: ``voc_boxes`` (the CSV), ``coco_val2017_boxes`` (the CSV), ``darknet``,
-    ``bccd`` and ``demo_images`` (folders).
+    Names: ``voc_boxes`` and ``coco_val2017_boxes`` (the full box CSVs, built from
+    the official archives), ``voc_box_sizes`` and ``coco_val2017_box_sizes`` (their
+    box-size tables, which ship with the package), ``darknet``, ``bccd`` and
+    ``demo_images`` (folders).
     """
     return default_registry().fetch(name)

@@ -9,7 +9,8 @@
  *     of the classes, every (box, class) pair above the score threshold, class-wise greedy NMS
  *     (IoU strictly above the threshold suppresses), at most top_k boxes, boxes in image pixels.
  * Once it has run, #live-detector carries data-image (the image's name) and data-detections (JSON
- * rows x1, y1, x2, y2, score, class in the image's pixels), data-forward-ms and data-state.
+ * rows x1, y1, x2, y2, score, class in the image's pixels), data-forward-ms and data-state
+ * (loading, running, ready, error; no-webassembly; needs-server when the page was opened from disk).
  */
 (function () {
   "use strict";
@@ -37,6 +38,26 @@
       "This browser cannot run WebAssembly, so the detector cannot run in this page. " +
       "Any recent Firefox, Chrome, Edge or Safari can; or run the same detector in Python: " +
       "yolov2 detect bccd my_images/ --out detections/");
+    root.classList.add("live-unavailable");
+    return;
+  }
+
+  // Opened from disk (file://), a browser lets a page read no file beside it: no fetch of the
+  // manifest or the network, no import of ONNX Runtime's module, and pictures taint the canvas.
+  // Say in one line how to serve the book instead of failing on the first fetch.
+  if (location.protocol === "file:") {
+    const bookRoot = new URL("../", staticUrl);  // _static/ lies in the book's html folder
+    const here = location.href.startsWith(bookRoot.href) ? location.pathname.slice(bookRoot.pathname.length)
+                                                         : "book/10_in_your_browser.html";
+    const address = "http://127.0.0.1:8000/" + here;
+    const code = (text) => element("code", { text });
+    status.replaceChildren(
+      document.createTextNode("Opened from disk, your browser does not let this page load the detector's files: run "),
+      code("make serve"), document.createTextNode(" in the book's folder (or "),
+      code("python -m http.server -d _build/html 8000"), document.createTextNode(") and open "),
+      element("a", { href: address, text: address }), document.createTextNode("."));
+    status.hidden = false;
+    root.dataset.state = "needs-server";
     root.classList.add("live-unavailable");
     return;
   }
