@@ -133,20 +133,9 @@ def book_server(built_book):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.fail("chromium is not installed (.ci/run installs the Debian packages chromium and chromium-driver)")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=exe, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
-        )
-        yield context
-        context.close()
+def browser(chromium):
+    """The session's headless Chromium (``tests/conftest.py``)."""
+    return chromium
 
 
 def visit(browser, url: str) -> dict:

@@ -77,6 +77,14 @@ _CHUNK = 1 << 20
 _VERIFIED: dict[tuple[str, int, int], str] = {}
 
 
+
+def _accept(tmp: Path, target: Path, sha256: str, what: str, otherwise: str) -> None:
+    """Move a fetched file into place when its SHA-256 is the registered one; else raise, naming it."""
+    actual = sha256_file(tmp)
+    if actual != sha256:
+        raise ChecksumError(f"{what} has SHA-256 {actual}, the registry expects {sha256}; {otherwise}")
+    os.replace(tmp, target)
+
 class DatasetError(RuntimeError):
     """Base class of the registry's errors."""
 
@@ -385,13 +393,8 @@ class Registry:
             except (OSError, EOFError) as exc:
                 raise DatasetError(f"the package's copy {source} of {ds.name}/{f.path} cannot be read ({exc}); "
                                    "reinstall yolov2_lib.") from exc
-            actual = sha256_file(Path(tmp))
-            if actual != f.sha256:
-                raise ChecksumError(
-                    f"the package's copy {source} of {ds.name}/{f.path} has SHA-256 {actual}, "
-                    f"the registry expects {f.sha256}; it was not used. Reinstall yolov2_lib."
-                )
-            os.replace(tmp, target)
+            _accept(Path(tmp), target, f.sha256, f"the package's copy {source} of {ds.name}/{f.path}",
+                    "it was not used. Reinstall yolov2_lib.")
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -405,13 +408,8 @@ class Registry:
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=self.timeout) as resp:
                 shutil.copyfileobj(resp, out, _CHUNK)
-            actual = sha256_file(Path(tmp))
-            if actual != f.sha256:
-                raise ChecksumError(
-                    f"download of {url} for {ds.name}/{f.path} has SHA-256 {actual}, "
-                    f"the registry expects {f.sha256}; the file was discarded."
-                )
-            os.replace(tmp, target)
+            _accept(Path(tmp), target, f.sha256, f"download of {url} for {ds.name}/{f.path}",
+                    "the file was discarded.")
         except (urllib.error.URLError, OSError) as exc:
             raise DatasetUnavailableError(
                 f"could not download {url} for dataset {ds.name!r} ({exc}). "
