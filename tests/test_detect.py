@@ -11,6 +11,7 @@ from yolov2_lib import detect
 from yolov2_lib.boxes import box_iou
 from yolov2_lib.decode import postprocess
 from yolov2_lib.detect import Detector, cpu_supports_bf16, resolve_precision
+from nettools import spread_head
 from yolov2_lib.model import YOLOv2
 
 NATIVE_BF16 = cpu_supports_bf16()
@@ -18,21 +19,8 @@ NATIVE_BF16 = cpu_supports_bf16()
 
 @pytest.fixture(scope="module")
 def model() -> YOLOv2:
-    """A small YOLOv2 whose head is rescaled so its output means something.
-
-    At random init the head output is ~1e-5, every score the same; here each
-    channel gets std 3 for objectness and classes (spread scores) and 0.5 for
-    the box fields (boxes of sensible sizes).
-    """
-    torch.manual_seed(0)
-    net = YOLOv2(num_classes=3, width=0.125).eval()
-    x = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        net.head.conv.bias.zero_()
-        std = net(x).std(dim=(0, 2, 3))  # (A*(5+C),)
-        target = torch.tensor([0.5] * 4 + [3.0] * 4).repeat(5)  # per anchor: x y w h | obj 3 classes
-        net.head.conv.weight.mul_((target / std).view(-1, 1, 1, 1))
-    return net
+    """A small YOLOv2 whose head is rescaled so its output means something (nettools.spread_head)."""
+    return spread_head(width=0.125, side=96)
 
 
 @pytest.fixture(scope="module")

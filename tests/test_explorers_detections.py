@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
+from nettools import spread_head
 from yolov2_lib.data import DetectionDataset
 from yolov2_lib.data.voc import ImageRecord
 from yolov2_lib.detect import Detector
 from yolov2_lib.explorers import PageWidget, detections_explorer
-from yolov2_lib.model import YOLOv2
 from yolov2_lib.viz import CLASS_COLORS
 
 CLASSES = ("RBC", "WBC", "Platelets")
@@ -37,15 +37,8 @@ def dataset(tmp_path_factory) -> DetectionDataset:
 
 @pytest.fixture(scope="module")
 def detector() -> Detector:
-    """A tiny YOLOv2 whose head is rescaled so that its scores spread (as in test_detect.py)."""
-    torch.manual_seed(0)
-    net = YOLOv2(num_classes=3, width=1 / 16).eval()
-    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        net.head.conv.bias.zero_()
-        std = net(x).std(dim=(0, 2, 3))  # (A*(5+C),)
-        target = torch.tensor([0.5] * 4 + [3.0] * 4).repeat(5)  # per anchor: x y w h | obj 3 classes
-        net.head.conv.weight.mul_((target / std).view(-1, 1, 1, 1))
+    """A tiny YOLOv2 whose head is rescaled so that its scores spread (nettools.spread_head)."""
+    net = spread_head(width=1 / 16, side=64)
     return Detector(net, precision="fp32")
 
 

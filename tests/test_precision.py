@@ -112,3 +112,14 @@ def test_precision_benchmark_measures_fp32_everywhere_and_bf16_only_where_native
     record = json.loads((tmp_path / "r.json").read_text())
     assert calls == [["fp32"]] and record["native_bf16"] is False and "speedup" not in record
     assert set(record["map_416"]) == {"fp32"} and len(BCCD_CLASSES) == 3
+
+
+def test_without_torchs_probe_the_cpu_flags_decide(monkeypatch):
+    monkeypatch.delenv("YOLOV2_NO_BF16", raising=False)
+    monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    monkeypatch.setattr(detect, "cpu_info", lambda: {"flags": "fpu avx2 amx_bf16"})
+    assert cpu_supports_bf16() is True
+    monkeypatch.setattr(detect, "cpu_info", lambda: {"flags": "fpu avx2 avx512f"})
+    assert cpu_supports_bf16() is False
+    monkeypatch.setattr(detect, "cpu_info", lambda: {})  # no /proc/cpuinfo
+    assert cpu_supports_bf16() is False

@@ -122,3 +122,18 @@ def test_hardware_names_the_threads_a_run_uses():
     from yolov2_lib.runtime import hardware
 
     assert ", 3 torch threads," in hardware("cpu", threads=3)
+
+
+def test_cpu_info_reads_the_first_processors_fields(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from yolov2_lib import runtime
+
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2\n\nprocessor\t: 1\n"
+                    "model name\t: other\n")
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: real(fake if str(self) == "/proc/cpuinfo" else self,
+                                                                      *a, **k))
+    assert runtime.cpu_info() == {"processor": "0", "model name": "AMD EPYC", "flags": "fpu avx2"}
+    assert runtime.cpu_name() == "AMD EPYC"

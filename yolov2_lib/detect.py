@@ -35,14 +35,13 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from .decode import postprocess
 from .model import _check_image_batch, fuse_bn
-from .runtime import bf16_disabled
+from .runtime import bf16_disabled, cpu_info
 
 __all__ = ["PRECISIONS", "Detector", "box_agreement", "cpu_supports_bf16", "cuda_supports_bf16", "resolve_precision"]
 
@@ -71,15 +70,7 @@ def cpu_supports_bf16() -> bool:
             return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
         except (RuntimeError, AttributeError):
             pass
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return bool(flags & {"avx512_bf16", "amx_bf16"})
-    return False
+    return bool(set(cpu_info().get("flags", "").split()) & {"avx512_bf16", "amx_bf16"})
 
 
 def cuda_supports_bf16(device: torch.device | int | None = None) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "seed_everything", "default_device", "setup", "plain_warnings", "training_threads", "cpu_name", "hardware", "glue", "quick_mode", "bf16_disabled",
+    "seed_everything", "default_device", "setup", "plain_warnings", "training_threads", "cpu_info", "cpu_name", "hardware", "glue", "quick_mode", "bf16_disabled",
     "tune_allocator", "allocator_tuned",
 ]  # fmt: skip
 
@@ -82,15 +82,24 @@ def training_threads() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo`` (``"model name"``, ``"flags"``, ...);
+    empty where the OS has no such file."""
+    fields: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return fields
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_info().get("model name") or platform.processor() or platform.machine()
 
 
 def hardware(device: torch.device | str | None = None, threads: int | None = None) -> str:

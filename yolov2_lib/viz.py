@@ -54,6 +54,7 @@ __all__ = [
     "draw_reorg_channel",
     "draw_reorg_cell",
     "draw_anchor_shapes",
+    "cluster_sample",
     "draw_clusters",
     "plot_history",
     "draw_detections",
@@ -1398,6 +1399,12 @@ def draw_anchor_shapes(
     ax.set_yticks([])
 
 
+def cluster_sample(n: int, max_points: int, seed: int = 0) -> np.ndarray:
+    """Indices of the boxes :func:`draw_clusters` draws: a seeded sample of at most ``max_points`` of ``n``
+    (the anchor editor of :mod:`yolov2_lib.explorers` computes on the same sample)."""
+    return np.random.RandomState(seed).permutation(n)[:max_points]
+
+
 def draw_clusters(
     wh,
     centers,
@@ -1429,7 +1436,7 @@ def draw_clusters(
             raise ValueError(f"Expected {name} of shape (n, 2) with positive widths and heights, got {arr.shape}.")
     distance = _iou_distance(boxes, anchors)  # (n, k)
     labels, mean_iou = distance.argmin(axis=1), 1.0 - float(distance.min(axis=1).mean())
-    shown = np.random.RandomState(seed).permutation(len(boxes))[:max_points]
+    shown = cluster_sample(len(boxes), max_points, seed)
     colors = _cluster_colors(len(anchors))
     fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 4.0), gridspec_kw={"width_ratios": [1.25, 1]})
     left.scatter(boxes[shown, 0], boxes[shown, 1], s=4, c=[colors[j] for j in labels[shown]], alpha=0.6, lw=0)

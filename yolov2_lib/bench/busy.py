@@ -42,11 +42,10 @@ def _spin() -> None:  # the competing process: one core's worth of pure Python a
 
 def seconds_per_12(threads: int, workers: int, updates: int, skip: int, out: Path) -> float:
     """Seconds per 12 updates of the recipe after the first ``skip``, in a fresh ``yolov2 train`` process."""
-    command = [sys.executable, "-m", "yolov2_lib.cli", "train", *[a for a in RECIPE if a != "--no-progress"],
-               "--no-progress", "--width", "0.125", "--sizes", "320,352,384,416", "--amp", "off",
-               "--max-iterations", str(updates), "--workers", str(workers), "--threads", str(threads),
-               "--out", str(out), "--force"]
     # RECIPE's own --workers comes first; argparse keeps the last one given
+    command = [sys.executable, "-m", "yolov2_lib.cli", "train", *RECIPE, "--width", "0.125",
+               "--sizes", "320,352,384,416", "--amp", "off", "--max-iterations", str(updates),
+               "--workers", str(workers), "--threads", str(threads), "--out", str(out), "--force"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"yolov2 train failed ({done.returncode}):\n{done.stderr[-2000:]}")

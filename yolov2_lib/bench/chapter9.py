@@ -21,12 +21,12 @@ import argparse
 import json
 import multiprocessing
 import os
-import subprocess
 import time
 from datetime import date
 from pathlib import Path
 
-from ..runtime import cpu_name
+from ..runtime import cpu_info, cpu_name
+from ..train import _git_commit  # the commit a run records, "+dirty" with changes
 from . import load_average
 from .busy import _spin
 
@@ -48,13 +48,7 @@ def reference() -> dict:
 
 def cpu_model() -> str:
     """The CPU's name with its family and model numbers and whether it computes bf16 natively."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        return cpu_name()
+    fields = cpu_info()
     flags = set(fields.get("flags", "").split())
     simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     bf16 = "native bf16" if flags & {"avx512_bf16", "amx_bf16"} else "no native bf16"
@@ -75,14 +69,6 @@ def glued_values(notebook: dict) -> dict:
                 except json.JSONDecodeError:
                     values[name] = text.strip("'\"")
     return values
-
-
-def _commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"the chapter handed no {', '.join(missing)} to its prose")
     run = {
-        "date": date.today().isoformat(), "commit": _commit(), "cpu": cpu_model(), "cores": os.cpu_count(),
+        "date": date.today().isoformat(), "commit": _git_commit(Path(__file__).parent), "cpu": cpu_model(), "cores": os.cpu_count(),
         "busy": args.busy, "load_average_after": load_average(),
         "notebook_minutes": round((time.perf_counter() - began) / 60, 2),
         "updates": values["ch9_updates"], "train_minutes": round(values["ch9_minutes"], 2),

@@ -39,6 +39,7 @@ Explained in chapter 1 ("From YOLO v1 to v2", the section on the data).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -50,7 +51,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from . import build
 from .build import BuildRecipe
@@ -77,14 +78,6 @@ _CHUNK = 1 << 20
 _VERIFIED: dict[tuple[str, int, int], str] = {}
 
 
-
-def _accept(tmp: Path, target: Path, sha256: str, what: str, otherwise: str) -> None:
-    """Move a fetched file into place when its SHA-256 is the registered one; else raise, naming it."""
-    actual = sha256_file(tmp)
-    if actual != sha256:
-        raise ChecksumError(f"{what} has SHA-256 {actual}, the registry expects {sha256}; {otherwise}")
-    os.replace(tmp, target)
-
 class DatasetError(RuntimeError):
     """Base class of the registry's errors."""
 
@@ -107,6 +100,24 @@ def _as_url(location: str | os.PathLike) -> str:
     if "://" in text:
         return text.rstrip("/")
     return Path(text).resolve().as_uri()
+
+
+@contextlib.contextmanager
+def _checked_file(target: Path, sha256: str, what: str, otherwise: str) -> Iterator[Path]:
+    """A temporary file beside ``target`` to write into; moved in place when the block ends and its
+    SHA-256 is the registered one (else :class:`ChecksumError` names ``what``). Never left behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        actual = sha256_file(tmp)
+        if actual != sha256:
+            raise ChecksumError(f"{what} has SHA-256 {actual}, the registry expects {sha256}; {otherwise}")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def sha256_file(path: Path) -> str:
@@ -383,42 +394,27 @@ class Registry:
         """Uncompress the package's copy of ``f`` into ``root`` and check it like a download."""
         assert f.shipped is not None
         source = self.shipped_dir / f.shipped
-        target = root / f.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        os.close(fd)
-        try:
+        what = f"the package's copy {source} of {ds.name}/{f.path}"
+        with _checked_file(root / f.path, f.sha256, what, "it was not used. Reinstall yolov2_lib.") as tmp:
             try:
                 gunzip_file(source, tmp)
             except (OSError, EOFError) as exc:
-                raise DatasetError(f"the package's copy {source} of {ds.name}/{f.path} cannot be read ({exc}); "
-                                   "reinstall yolov2_lib.") from exc
-            _accept(Path(tmp), target, f.sha256, f"the package's copy {source} of {ds.name}/{f.path}",
-                    "it was not used. Reinstall yolov2_lib.")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+                raise DatasetError(f"{what} cannot be read ({exc}); reinstall yolov2_lib.") from exc
 
     def _download_file(self, ds: Dataset, f: DataFile, root: Path, searched: list[str]) -> None:
         url = self._source_url(ds, f)
         assert url is not None
-        target = root / f.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        what = f"download of {url} for {ds.name}/{f.path}"
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=self.timeout) as resp:
+            with (_checked_file(root / f.path, f.sha256, what, "the file was discarded.") as tmp,
+                  open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=self.timeout) as resp):
                 shutil.copyfileobj(resp, out, _CHUNK)
-            _accept(Path(tmp), target, f.sha256, f"download of {url} for {ds.name}/{f.path}",
-                    "the file was discarded.")
         except (urllib.error.URLError, OSError) as exc:
             raise DatasetUnavailableError(
                 f"could not download {url} for dataset {ds.name!r} ({exc}). "
                 f"Looked locally in: {'; '.join(searched)}. Without internet, set YOLOV2_DATA "
                 f"to a folder holding '{ds.root or '.'}' (see data/README.md)."
             ) from exc
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     def _build_file(self, ds: Dataset, f: DataFile, root: Path, searched: list[str]) -> None:
         """Build a derived file in a scratch folder beside it, check it, then move it in place."""

@@ -65,7 +65,7 @@ def anchor_editor(
         k: the initial k (a key of ``centers_by_k``).
         grid: cells per side; the sliders are in grid cells, from 0.1 to ``grid``.
         max_points: most boxes in the sample (drawn and computed on).
-        seed: seed of the sample (``RandomState(seed).permutation``, as ``draw_clusters``).
+        seed: seed of the sample (:func:`yolov2_lib.viz.cluster_sample`, the boxes ``draw_clusters`` draws).
 
     Returns:
         The explorer; ``.data["boxes"]`` is the sample exactly as the page holds it.
@@ -79,7 +79,7 @@ def anchor_editor(
         raise ValueError(f"grid must be a positive integer, got {grid!r}.")
     if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 1:
         raise ValueError(f"max_points must be a positive integer, got {max_points!r}.")
-    sample = boxes[np.random.RandomState(seed).permutation(len(boxes))[:max_points]]
+    sample = boxes[viz.cluster_sample(len(boxes), max_points, seed)]
     defaults = AnchorKMeans().get_params()
     return PageWidget("anchors", {
         "boxes": sample.tolist(),  # fractions of the image; rounded to 6 digits by PageWidget
