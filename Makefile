@@ -43,9 +43,9 @@ serve:
 test: venv vendor
 	YOLOV2_QUICK=1 $(BIN)/python -m pytest -p no:cacheprovider tests --durations=15
 
-# Library tests only (no book build, no browser, no notebooks).
+# Library tests only (no book build, no browser, no notebooks, no multi-process runs: -m "not slow").
 test-fast: venv
-	$(BIN)/python -m pytest -p no:cacheprovider tests --ignore=tests/test_book.py -q
+	$(BIN)/python -m pytest -p no:cacheprovider tests -m "not slow" -q
 
 # Re-execute chapters and keep only the outputs of cells tagged nbval-check-output: make outputs NB=book/03_anchor_boxes.ipynb
 outputs: venv

@@ -64,17 +64,23 @@ class SlowDataset(torch.utils.data.Dataset):
         return self.dataset[item]
 
 
+def tiny_model():
+    """The tests' detector: two classes, two anchors, 1/16 of darknet's channels, seeded weights."""
+    from yolov2_lib.model import YOLOv2
+
+    torch.manual_seed(0)
+    return YOLOv2(num_classes=2, width=1 / 16, anchors=((1.0, 1.0), (2.0, 1.5)))
+
+
 def build(args: argparse.Namespace):
     from yolov2_lib.data.transforms import Augment
     from yolov2_lib.data.voc import DetectionDataset
-    from yolov2_lib.model import YOLOv2
     from yolov2_lib.train import Trainer, TrainConfig
 
     data = Path(args.data)
     train = DetectionDataset.from_boxes_csv(data / "boxes.csv", data / "images", splits="train",
                                             class_names=CLASSES, image_ext=".png", augment=Augment(), seed=1)
-    torch.manual_seed(0)
-    model = YOLOv2(num_classes=2, width=1 / 16, anchors=((1.0, 1.0), (2.0, 1.5)))
+    model = tiny_model()
     config = TrainConfig(
         max_iterations=args.iterations, batch_size=args.batch, accumulate=args.accumulate, lr=0.01, burn_in=2,
         steps=(0.5,), sizes=(64, 96), size_every=2, num_workers=args.workers, out_dir=args.out,
@@ -93,7 +99,7 @@ def build(args: argparse.Namespace):
 def stall_in_best_save() -> None:
     """Make the first checkpoint file written by a save that also writes best.pt announce itself on
     stdout ("wrote NAME") and then hang, so a test can kill the process between the two writes."""
-    from yolov2_lib import train
+    from yolov2_lib.train import trainer as train  # the module whose save_checkpoint the trainer calls
 
     real_save, real_write = train.Trainer.save, train.save_checkpoint
     saving_best = [False]

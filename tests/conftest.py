@@ -37,6 +37,29 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """Three synthetic images per split (train, val) and their boxes CSV: ``(csv_path, images)``
+    (see tests/_train_worker.py)."""
+    import _train_worker
+
+    root = tmp_path_factory.mktemp("tiny-data")
+    return _train_worker.make_synthetic(root, num_images=3, splits=("train", "val"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test of a module that builds the book, runs chapters or several processes is ``slow``
+    (``-m "not slow"`` leaves them out)."""
+    slow = pytest.mark.slow
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(slow)
+
+
+SLOW_MODULES = {"test_book", "test_colab", "test_chapter9", "test_ddp", "test_explorers_anchors",
+                "test_explorers_detections", "test_explorers_head", "test_explorers_location"}
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     root = data_root()

@@ -384,3 +384,22 @@ def test_an_empty_cluster_restarts_at_the_box_farthest_from_its_centre():
     done = AnchorKMeans(n_clusters=2, init=needle).fit(X)
     np.testing.assert_allclose(done.cluster_centers_, [[0.15, 0.15], [0.5, 0.5]])
     assert done.labels_.tolist() == [0] * 6 + [1]
+
+
+def test_kmeans_anchors_from_a_split_of_records():
+    from types import SimpleNamespace
+
+    from yolov2_lib.anchors import kmeans_anchors
+    from yolov2_lib.data.boxstats import record_sizes
+
+    records = [SimpleNamespace(width=100, height=50, boxes=torch.tensor([[0.0, 0.0, 10.0, 5.0], [0.0, 0.0, 50.0, 40.0]])),
+               SimpleNamespace(width=200, height=100, boxes=torch.tensor([[10.0, 10.0, 30.0, 20.0], [5.0, 5.0, 5.0, 9.0]]))]
+    wh = record_sizes(records)
+    assert wh.dtype == torch.float32
+    torch.testing.assert_close(wh, torch.tensor([[0.1, 0.1], [0.5, 0.8], [0.1, 0.1], [0.0, 0.04]]))
+    found = kmeans_anchors(wh.double(), k=2, grid=10, seed=0)
+    assert found.num_boxes == 3  # the box without width is left out
+    assert sum(sorted(found.anchors.tolist()), []) == pytest.approx([1.0, 1.0, 5.0, 8.0], abs=1e-5)
+    assert found.mean_iou == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 4 boxes, the split has 3"):
+        kmeans_anchors(wh, k=4)

@@ -49,16 +49,6 @@ def test_console_script_runs():
 # ---------------------------------------------------------------- train, eval, detect, anchors
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    """Six synthetic images per split (train, val) with a boxes CSV; see tests/_train_worker.py."""
-    import _train_worker
-
-    root = tmp_path_factory.mktemp("cli-data")
-    csv_path, images = _train_worker.make_synthetic(root, num_images=3, splits=("train", "val"))
-    return csv_path, images
-
-
 def _data_args(tiny_data) -> list[str]:
     csv_path, images = tiny_data
     return ["--boxes-csv", str(csv_path), "--images", str(images), "--image-ext", ".png"]

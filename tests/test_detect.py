@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from yolov2_lib import detect
+from yolov2_lib import precision as policy
 from yolov2_lib.boxes import box_iou
 from yolov2_lib.decode import postprocess
 from yolov2_lib.detect import Detector, cpu_supports_bf16, resolve_precision
@@ -100,9 +100,9 @@ def test_bf16_path_close_to_fp32(model, images):
 
 def test_auto_precision_on_cpu(model, monkeypatch):
     assert Detector(model).precision == ("bf16" if NATIVE_BF16 else "fp32")
-    monkeypatch.setattr(detect, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(policy, "cpu_supports_bf16", lambda: False)
     assert Detector(model).precision == "fp32"
-    monkeypatch.setattr(detect, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(policy, "cpu_supports_bf16", lambda: True)
     assert Detector(model).precision == "bf16"
 
 
@@ -120,7 +120,7 @@ def test_fp16_on_cpu_falls_back_with_warning(model, images):
 
 
 def test_bf16_without_native_support_falls_back(model, monkeypatch):
-    monkeypatch.setattr(detect, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(policy, "cpu_supports_bf16", lambda: False)
     with pytest.warns(UserWarning, match="bf16"):
         assert resolve_precision("bf16", "cpu") == "fp32"
 

@@ -485,3 +485,13 @@ def test_loss_with_size_on_exp_changes_only_the_size_gradient_of_the_responsible
     assert responsible.sum() == 4
     torch.testing.assert_close(grads[1][~responsible], grads[0][~responsible])
     assert not torch.allclose(grads[1][responsible], grads[0][responsible])
+
+
+def test_responsible_anchors_put_a_far_edge_centre_in_the_last_cell():
+    from yolov2_lib.loss import responsible_anchors
+
+    anchors = torch.tensor([[1.0, 1.0], [4.0, 2.0]])
+    boxes = torch.tensor([[1.0, 1.0, 0.1, 0.1], [0.5, 0.25, 0.3, 0.15], [0.0, 0.999, 0.05, 0.05]])  # cx, cy, w, h
+    rows, cols, best = responsible_anchors(boxes, anchors, 13, 13)
+    assert rows.tolist() == [12, 3, 12] and cols.tolist() == [12, 6, 0]  # cx == 1: the last cell, not a 14th
+    assert best.tolist() == [0, 1, 0]

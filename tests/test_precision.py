@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from yolov2_lib import detect, runtime
+from yolov2_lib import precision as policy
 from yolov2_lib import train as train_module
 from yolov2_lib.detect import Detector, cpu_supports_bf16, cuda_supports_bf16
 from yolov2_lib.model import YOLOv2
@@ -66,7 +67,7 @@ def test_detector_follows_the_switch(monkeypatch):
 
 
 def test_trainer_default_is_fp32_without_native_bf16(monkeypatch):
-    monkeypatch.setattr(train_module, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(policy, "cpu_supports_bf16", lambda: False)
     assert train_module.TrainConfig().amp == "auto"
     assert autocast_dtype(train_module.TrainConfig().amp, torch.device("cpu")) is None
 
@@ -117,9 +118,9 @@ def test_precision_benchmark_measures_fp32_everywhere_and_bf16_only_where_native
 def test_without_torchs_probe_the_cpu_flags_decide(monkeypatch):
     monkeypatch.delenv("YOLOV2_NO_BF16", raising=False)
     monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
-    monkeypatch.setattr(detect, "cpu_info", lambda: {"flags": "fpu avx2 amx_bf16"})
+    monkeypatch.setattr(policy, "cpu_info", lambda: {"flags": "fpu avx2 amx_bf16"})
     assert cpu_supports_bf16() is True
-    monkeypatch.setattr(detect, "cpu_info", lambda: {"flags": "fpu avx2 avx512f"})
+    monkeypatch.setattr(policy, "cpu_info", lambda: {"flags": "fpu avx2 avx512f"})
     assert cpu_supports_bf16() is False
-    monkeypatch.setattr(detect, "cpu_info", lambda: {})  # no /proc/cpuinfo
+    monkeypatch.setattr(policy, "cpu_info", lambda: {})  # no /proc/cpuinfo
     assert cpu_supports_bf16() is False

@@ -28,7 +28,6 @@ from yolov2_lib import cli
 from yolov2_lib.data.transforms import Augment
 from yolov2_lib.data.voc import DetectionDataset
 from yolov2_lib.loss import YOLOv2Loss
-from yolov2_lib.model import YOLOv2
 from yolov2_lib.train import NonFiniteLossError, Trainer, TrainConfig, load_checkpoint, model_from_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,12 +35,6 @@ WORKER = Path(__file__).with_name("_train_worker.py")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("reliability-data")
-    return worker.make_synthetic(root, num_images=3, splits=("train", "val"))
 
 
 @pytest.fixture(scope="module")
@@ -248,8 +241,7 @@ def test_resume_applies_changed_hyperparameters_and_records_them(tiny_data, tmp_
 def _tiny_trainer(data: Path, out: Path, resume: Path | None = None, **overrides) -> Trainer:
     train = DetectionDataset.from_boxes_csv(data / "boxes.csv", data / "images", splits="train",
                                             class_names=worker.CLASSES, image_ext=".png", augment=Augment(), seed=1)
-    torch.manual_seed(0)
-    model = YOLOv2(num_classes=2, width=1 / 16, anchors=((1.0, 1.0), (2.0, 1.5)))
+    model = worker.tiny_model()
     values = dict(max_iterations=2, batch_size=2, lr=0.01, burn_in=0, steps=(100,), sizes=(64,), eval_size=64,
                   ema_decay=0.9,
                   progress=False, verbose=False, device="cpu", eval_every=0, out_dir=str(out))
@@ -414,7 +406,7 @@ def test_a_full_disk_midway_is_one_clean_line(tiny_data, tmp_path, monkeypatch, 
     def full(state, path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(train, "save_checkpoint", full)
+    monkeypatch.setattr(train.trainer, "save_checkpoint", full)
     out = tmp_path / "run"
     line = _fails_cleanly(_train_args(tiny_data, out, "--val-split", "none"), capsys)
     assert f"writing to {out} failed (No space left on device)" in line and "--resume" in line

@@ -137,3 +137,17 @@ def test_cpu_info_reads_the_first_processors_fields(monkeypatch, tmp_path):
                                                                       *a, **k))
     assert runtime.cpu_info() == {"processor": "0", "model name": "AMD EPYC", "flags": "fpu avx2"}
     assert runtime.cpu_name() == "AMD EPYC"
+
+
+def test_check_device_names_what_this_machine_lacks():
+    import pytest
+
+    from yolov2_lib.errors import YOLOv2Error
+    from yolov2_lib.runtime import check_device
+
+    assert check_device(None) is None and str(check_device("cpu")) == "cpu"
+    with pytest.raises(YOLOv2Error, match="'banana' is not a device name"):
+        check_device("banana")
+    if not torch.cuda.is_available():
+        with pytest.raises(YOLOv2Error, match="no CUDA GPU is usable here"):
+            check_device("cuda")

@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 import _train_worker as worker
+from _train_worker import tiny_model
+from yolov2_lib import precision as policy
 from yolov2_lib.data.transforms import Augment
 from yolov2_lib.data.voc import DetectionDataset, load_image
 from yolov2_lib.loss import YOLOv2Loss
-from yolov2_lib.model import YOLOv2
 from yolov2_lib.train import (
     DarknetSchedule,
     ModelEMA,
@@ -66,11 +67,6 @@ def dataset(data: Path, split: str = "train", augment: bool = True, letterbox: b
         data / "boxes.csv", data / "images", splits=split, class_names=worker.CLASSES, image_ext=".png",
         augment=Augment() if augment else None, letterbox=letterbox, seed=1,
     )
-
-
-def tiny_model() -> YOLOv2:
-    torch.manual_seed(0)
-    return YOLOv2(num_classes=2, width=1 / 16, anchors=((1.0, 1.0), (2.0, 1.5)))
 
 
 def tiny_config(**overrides) -> TrainConfig:
@@ -133,12 +129,10 @@ def test_config_round_trips_through_a_dict():
 
 
 def test_amp_choice(monkeypatch):
-    from yolov2_lib import train as train_module
-
     cpu = torch.device("cpu")
-    monkeypatch.setattr(train_module, "cpu_supports_bf16", lambda: False)  # most laptops
+    monkeypatch.setattr(policy, "cpu_supports_bf16", lambda: False)  # most laptops
     assert autocast_dtype("auto", cpu) is None and autocast_dtype("off", cpu) is None
-    monkeypatch.setattr(train_module, "cpu_supports_bf16", lambda: True)  # AVX512-BF16 or AMX
+    monkeypatch.setattr(policy, "cpu_supports_bf16", lambda: True)  # AVX512-BF16 or AMX
     assert autocast_dtype("auto", cpu) == torch.bfloat16 and autocast_dtype("off", cpu) is None
     assert autocast_dtype("bf16", cpu) == torch.bfloat16
     with pytest.raises(ValueError, match="fp16"):
@@ -160,12 +154,10 @@ def test_precision_names():
 
 
 def test_amp_auto_on_cuda_picks_bf16_only_where_native(monkeypatch):
-    from yolov2_lib import train as train_module
-
     cuda = torch.device("cuda")
-    monkeypatch.setattr(train_module, "cuda_supports_bf16", lambda device=None: True)  # A100, L4, H100
+    monkeypatch.setattr(policy, "cuda_supports_bf16", lambda device=None: True)  # A100, L4, H100
     assert autocast_dtype("auto", cuda) == torch.bfloat16
-    monkeypatch.setattr(train_module, "cuda_supports_bf16", lambda device=None: False)  # T4 (Colab), V100
+    monkeypatch.setattr(policy, "cuda_supports_bf16", lambda device=None: False)  # T4 (Colab), V100
     assert autocast_dtype("auto", cuda) == torch.float16
     with pytest.warns(UserWarning, match="emulated"):
         assert autocast_dtype("bf16", cuda) == torch.bfloat16
@@ -186,7 +178,7 @@ def test_cuda_bf16_is_native_from_compute_capability_8(monkeypatch):
     for major, native in [(7, False), (8, True), (9, True)]:  # T4/V100, A100, H100
         monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index, m=major: SimpleNamespace(major=m))
         assert detect.cuda_supports_bf16(torch.device("cuda", 0)) is native
-        assert detect._supported("bf16", torch.device("cuda")) is native
+        assert policy.supported("bf16", torch.device("cuda")) is native
 
 
 def test_adamw_option_decays_conv_weights_only(data):
@@ -260,7 +252,7 @@ def test_the_plain_trainer_step_is_sgd_update(data, monkeypatch):
 
     calls = []
     real = train_module.sgd_update
-    monkeypatch.setattr(train_module, "sgd_update", lambda *a, **k: calls.append(a[3].shape) or real(*a, **k))
+    monkeypatch.setattr(train_module.trainer, "sgd_update", lambda *a, **k: calls.append(a[3].shape) or real(*a, **k))
     Trainer(tiny_model(), dataset(data), tiny_config(max_iterations=2, batch_size=2)).fit()
     assert calls == [torch.Size([2, 3, 64, 64])] * 2  # chapter 9's path: one batch, one process
     calls.clear()
@@ -376,7 +368,7 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
 
 
 def test_shipped_provenance_keeps_the_run_folder_name_only():
-    from yolov2_lib.train import _shareable
+    from yolov2_lib.checkpoint import _shareable
 
     record = {"command": "yolov2 train --dataset bccd --out /home/me/runs/bccd-s3 --no-progress",
               "hardware": "a CPU", "resumed": [{"at_iteration": 9, "command": "yolov2 train --out=/tmp/x/r --resume"}]}

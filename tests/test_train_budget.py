@@ -9,11 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 import _train_worker as worker
 from yolov2_lib.data.voc import DetectionDataset
-from yolov2_lib.model import YOLOv2
 from yolov2_lib.train import Trainer, TrainConfig, load_checkpoint
 
 EVAL_SECONDS = 3.0
@@ -32,8 +30,7 @@ def dataset(data: Path, split: str) -> DetectionDataset:
 
 
 def trainer(data: Path, val: bool = True, **overrides) -> Trainer:
-    torch.manual_seed(0)
-    model = YOLOv2(num_classes=2, width=1 / 16, anchors=((1.0, 1.0), (2.0, 1.5)))
+    model = worker.tiny_model()
     values = dict(max_iterations=1000, batch_size=2, lr=0.01, burn_in=0, sizes=(64,), eval_size=64,
                   ema_decay=None, progress=False, verbose=False, device="cpu", eval_every=1)
     values.update(overrides)

@@ -30,6 +30,7 @@ Chapter 6 (the loss) compares how detectors label their anchors for training:
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import Tensor
 
 from .boxes import wh_iou
+from .errors import YOLOv2Error
 
 __all__ = [
     "VOC_ANCHORS",
@@ -48,6 +50,7 @@ __all__ = [
     "mean_iou",
     "euclidean_kmeans",
     "to_grid_units",
+    "kmeans_anchors",
     "nearest_two",
     "label_by_iou",
     "hard_negatives",
@@ -186,42 +189,42 @@ class AnchorKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         for name, minimum in (("n_clusters", 1), ("n_init", 1), ("max_iter", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+                raise YOLOv2Error(f"{name} must be an integer >= {minimum}, got {value!r}.")
         if not isinstance(self.tol, numbers.Real) or self.tol < 0:
-            raise ValueError(f"tol must be a number >= 0, got {self.tol!r}.")
+            raise YOLOv2Error(f"tol must be a number >= 0, got {self.tol!r}.")
         if self.center not in ("mean", "median"):
-            raise ValueError(f"center must be 'mean' or 'median', got {self.center!r}.")
+            raise YOLOv2Error(f"center must be 'mean' or 'median', got {self.center!r}.")
         if isinstance(self.init, str):
             if self.init not in ("k-means++", "random"):
-                raise ValueError(f"init must be 'k-means++', 'random' or an array, got {self.init!r}.")
+                raise YOLOv2Error(f"init must be 'k-means++', 'random' or an array, got {self.init!r}.")
         else:
             init = np.asarray(self.init)
             if init.shape != (self.n_clusters, 2):
-                raise ValueError(
+                raise YOLOv2Error(
                     f"init array must have shape (n_clusters, 2) = ({self.n_clusters}, 2), got {init.shape}."
                 )
             if not np.all(np.isfinite(init)) or np.any(init <= 0):
-                raise ValueError(f"init array must hold positive finite widths and heights, got {init.tolist()}.")
+                raise YOLOv2Error(f"init array must hold positive finite widths and heights, got {init.tolist()}.")
 
     def _validate_X(self, X, *, reset: bool) -> np.ndarray:
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32], ensure_2d=True,
                           ensure_min_samples=1, ensure_min_features=1)
         negative = np.flatnonzero((X < 0).any(axis=1))
         if negative.size:
-            raise ValueError(
+            raise YOLOv2Error(
                 f"Negative values in data: widths and heights must be positive; "
                 f"{_describe_rows(negative)} are not."
             )
         if reset and len(X) < self.n_clusters:
-            raise ValueError(f"n_clusters={self.n_clusters} needs at least as many boxes; got n_samples={len(X)}.")
+            raise YOLOv2Error(f"n_clusters={self.n_clusters} needs at least as many boxes; got n_samples={len(X)}.")
         if X.shape[1] != 2:
-            raise ValueError(
+            raise YOLOv2Error(
                 f"Expected X of shape (n_boxes, 2) holding (width, height), got shape {X.shape}: "
                 f"n_samples={X.shape[0]}, n_features={X.shape[1]}."
             )
         zero = np.flatnonzero((X == 0).any(axis=1))
         if zero.size:
-            raise ValueError(
+            raise YOLOv2Error(
                 f"Zero values in data: widths and heights must be positive; "
                 f"{_describe_rows(zero)} have a zero width or height."
             )
@@ -349,7 +352,7 @@ class AnchorKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         new_row = np.concatenate(([True], np.any(sorted_X[1:] != sorted_X[:-1], axis=1)))
         distinct = sorted_X[new_row]
         if self.n_clusters > len(distinct):
-            raise ValueError(
+            raise YOLOv2Error(
                 f"n_clusters={self.n_clusters} must be <= the number of distinct boxes "
                 f"({len(distinct)}); got n_samples={len(X)}."
             )
@@ -429,9 +432,9 @@ def mean_iou(wh: Tensor | np.ndarray, anchors: Tensor | np.ndarray) -> float:
     wh_t = wh if isinstance(wh, Tensor) else torch.as_tensor(np.asarray(wh, dtype=np.float64))
     anchors_t = anchors if isinstance(anchors, Tensor) else torch.as_tensor(np.asarray(anchors, dtype=np.float64))
     if wh_t.dim() != 2 or wh_t.shape[1] != 2 or wh_t.shape[0] == 0:
-        raise ValueError(f"Expected wh of shape (n, 2) with n >= 1, got {tuple(wh_t.shape)}.")
+        raise YOLOv2Error(f"Expected wh of shape (n, 2) with n >= 1, got {tuple(wh_t.shape)}.")
     if anchors_t.dim() != 2 or anchors_t.shape[1] != 2 or anchors_t.shape[0] == 0:
-        raise ValueError(f"Expected anchors of shape (k, 2) with k >= 1, got {tuple(anchors_t.shape)}.")
+        raise YOLOv2Error(f"Expected anchors of shape (k, 2) with k >= 1, got {tuple(anchors_t.shape)}.")
     dtype = torch.promote_types(wh_t.dtype, anchors_t.dtype)
     if not dtype.is_floating_point:
         dtype = torch.float64
@@ -459,7 +462,7 @@ def euclidean_kmeans(wh: np.ndarray | Tensor, n_clusters: int = 5, *, n_init: in
 
     X = wh.detach().cpu().numpy() if isinstance(wh, Tensor) else np.asarray(wh, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != 2:
-        raise ValueError(f"Expected wh of shape (n, 2), got {X.shape}.")
+        raise YOLOv2Error(f"Expected wh of shape (n, 2), got {X.shape}.")
     centers = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(X).cluster_centers_
     return centers[np.argsort(centers[:, 0] * centers[:, 1], kind="stable")]
 
@@ -480,6 +483,40 @@ def to_grid_units(centers: np.ndarray | Tensor, grid_size: int | tuple[int, int]
 
 
 # ---------------------------------------------------------------- labelling anchors for training (chapter 6)
+
+
+class KMeansAnchors(NamedTuple):
+    """What :func:`kmeans_anchors` found: the anchors in grid cells, their fit, and the boxes used."""
+
+    anchors: Tensor
+    mean_iou: float
+    num_boxes: int
+
+
+def kmeans_anchors(wh: np.ndarray | Tensor, k: int = 5, grid: int = 13, seed: int = 0) -> KMeansAnchors:
+    """Anchors for a detector by IoU k-means on a dataset's box shapes (the paper's recipe).
+
+    Args:
+        wh: (n, 2) box widths and heights as fractions of their image (e.g.
+            :func:`~yolov2_lib.data.boxstats.record_sizes`); its dtype is kept.
+            Boxes without area are left out.
+        k: the number of anchors.
+        grid: cells per side of the output grid (13 for a 416 input).
+        seed: k-means' seed.
+
+    Returns:
+        :class:`KMeansAnchors`: ``anchors`` (k, 2) in grid cells, the boxes' ``mean_iou``
+        with their closest centre, and ``num_boxes``.
+
+    Raises:
+        YOLOv2Error: fewer than ``k`` boxes with an area.
+    """
+    X = wh.detach().cpu().numpy() if isinstance(wh, Tensor) else np.asarray(wh)
+    X = X[(X > 0).all(axis=1)]
+    if len(X) < k:
+        raise YOLOv2Error(f"k-means needs at least {k} boxes, the split has {len(X)}.")
+    fit = AnchorKMeans(n_clusters=k, random_state=seed).fit(X)
+    return KMeansAnchors(to_grid_units(fit.cluster_centers_, grid), mean_iou(X, fit.cluster_centers_), len(X))
 
 
 def label_by_iou(iou: Tensor, positive: float, negative: float | None = None, *, best_match: bool = True) -> Tensor:
@@ -503,10 +540,10 @@ def label_by_iou(iou: Tensor, positive: float, negative: float | None = None, *,
     """
     if not isinstance(iou, Tensor) or iou.dim() != 2:
         shape = tuple(iou.shape) if isinstance(iou, Tensor) else type(iou).__name__
-        raise ValueError(f"Expected iou of shape (N anchors, M objects), got {shape}.")
+        raise YOLOv2Error(f"Expected iou of shape (N anchors, M objects), got {shape}.")
     negative = positive if negative is None else negative
     if not 0 <= negative <= positive <= 1:
-        raise ValueError(f"Expected 0 <= negative <= positive <= 1, got negative={negative}, positive={positive}.")
+        raise YOLOv2Error(f"Expected 0 <= negative <= positive <= 1, got negative={negative}, positive={positive}.")
     n, m = iou.shape
     best = iou.amax(dim=1) if m else iou.new_zeros(n)  # (N,)
     labels = torch.full((n,), -1, dtype=torch.int64, device=iou.device)
@@ -534,9 +571,9 @@ def hard_negatives(labels: Tensor, loss: Tensor, ratio: float = 3.0) -> Tensor:
         (N,) int64 labels where only the hardest negatives are still 0; ties go to the lower index.
     """
     if not isinstance(labels, Tensor) or not isinstance(loss, Tensor) or labels.shape != loss.shape or labels.dim() != 1:
-        raise ValueError("Expected labels and loss of the same shape (N,).")
+        raise YOLOv2Error("Expected labels and loss of the same shape (N,).")
     if ratio < 0:
-        raise ValueError(f"Expected ratio >= 0, got {ratio}.")
+        raise YOLOv2Error(f"Expected ratio >= 0, got {ratio}.")
     out = labels.clone()
     negatives = (labels == 0).nonzero().flatten()
     keep = min(int(ratio * int((labels == 1).sum())), negatives.numel())

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .errors import YOLOv2Error
 from .model import ConvBlock, GlobalAvgPool
 
 __all__ = ["DigitsRun", "block_stds", "tiny_darknet", "train_classifier", "without_batch_norm"]
@@ -149,7 +150,7 @@ def train_classifier(
         A :class:`DigitsRun`; the loss is NaN from the step where training diverges.
     """
     if len(train_ids) == 0 or len(test_ids) == 0:
-        raise ValueError("train_ids and test_ids must both be non-empty.")
+        raise YOLOv2Error("train_ids and test_ids must both be non-empty.")
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     batches = torch.Generator().manual_seed(seed)
     losses: list[float] = []

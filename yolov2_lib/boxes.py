@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .errors import YOLOv2Error
+
 __all__ = [
     "xyxy_to_cxcywh",
     "cxcywh_to_xyxy",
@@ -45,12 +47,12 @@ def _check_last_dim(t: Tensor, size: int, name: str) -> None:
     if not isinstance(t, Tensor):
         raise TypeError(f"Expected {name} to be a torch.Tensor, got {type(t).__name__}.")
     if t.dim() == 0 or t.shape[-1] != size:
-        raise ValueError(f"Expected {name} of shape (..., {size}), got {tuple(t.shape)}.")
+        raise YOLOv2Error(f"Expected {name} of shape (..., {size}), got {tuple(t.shape)}.")
 
 
 def _check_same_device(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
     if a.device != b.device:
-        raise ValueError(
+        raise YOLOv2Error(
             f"Expected {name_a} and {name_b} on the same device, got {a.device} and {b.device}."
         )
 
@@ -101,7 +103,7 @@ def _xy_scale(boxes: Tensor, width: float | Tensor, height: float | Tensor) -> T
     w = torch.as_tensor(width, dtype=dtype, device=boxes.device)
     h = torch.as_tensor(height, dtype=dtype, device=boxes.device)
     if bool((w <= 0).any()) or bool((h <= 0).any()):
-        raise ValueError(f"Expected positive width and height, got {width} and {height}.")
+        raise YOLOv2Error(f"Expected positive width and height, got {width} and {height}.")
     w, h = torch.broadcast_tensors(w, h)
     return torch.stack((w, h, w, h), dim=-1)  # (..., 4)
 
@@ -193,7 +195,7 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     _check_last_dim(boxes1, 4, "boxes1")
     _check_last_dim(boxes2, 4, "boxes2")
     if boxes1.dim() < 2 or boxes2.dim() < 2:
-        raise ValueError(
+        raise YOLOv2Error(
             f"Expected boxes1 (..., N, 4) and boxes2 (..., M, 4), "
             f"got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}."
         )
@@ -217,7 +219,7 @@ def wh_iou(wh1: Tensor, wh2: Tensor) -> Tensor:
     _check_last_dim(wh2, 2, "wh2")
     _check_same_device(wh1, wh2, "wh1", "wh2")
     if wh1.dim() < 2 or wh2.dim() < 2:
-        raise ValueError(
+        raise YOLOv2Error(
             f"Expected wh1 (..., N, 2) and wh2 (..., M, 2), "
             f"got {tuple(wh1.shape)} and {tuple(wh2.shape)}."
         )
@@ -234,10 +236,10 @@ def wh_iou(wh1: Tensor, wh2: Tensor) -> Tensor:
 def _check_nms_inputs(boxes: Tensor, scores: Tensor) -> None:
     _check_last_dim(boxes, 4, "boxes")
     if boxes.dim() != 2:
-        raise ValueError(f"Expected boxes of shape (N, 4), got {tuple(boxes.shape)}.")
+        raise YOLOv2Error(f"Expected boxes of shape (N, 4), got {tuple(boxes.shape)}.")
     if not isinstance(scores, Tensor) or scores.shape != boxes.shape[:1]:
         got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
-        raise ValueError(f"Expected scores of shape ({boxes.shape[0]},), got {got}.")
+        raise YOLOv2Error(f"Expected scores of shape ({boxes.shape[0]},), got {got}.")
     _check_same_device(boxes, scores, "boxes", "scores")
 
 
@@ -333,7 +335,7 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, *, max_kept: int | 
     """
     _check_nms_inputs(boxes, scores)
     if max_kept is not None and max_kept < 0:
-        raise ValueError(f"Expected max_kept >= 0 or None, got {max_kept}.")
+        raise YOLOv2Error(f"Expected max_kept >= 0 or None, got {max_kept}.")
     return _blocked_nms(boxes, scores, None, iou_threshold, len(boxes) if max_kept is None else max_kept)
 
 
@@ -362,10 +364,10 @@ def batched_nms(
     _check_nms_inputs(boxes, scores)
     if not isinstance(classes, Tensor) or classes.shape != scores.shape:
         got = tuple(classes.shape) if isinstance(classes, Tensor) else type(classes).__name__
-        raise ValueError(f"Expected classes of shape ({boxes.shape[0]},), got {got}.")
+        raise YOLOv2Error(f"Expected classes of shape ({boxes.shape[0]},), got {got}.")
     _check_same_device(boxes, classes, "boxes", "classes")
     if max_kept is not None and max_kept < 0:
-        raise ValueError(f"Expected max_kept >= 0 or None, got {max_kept}.")
+        raise YOLOv2Error(f"Expected max_kept >= 0 or None, got {max_kept}.")
     return _blocked_nms(boxes, scores, classes, iou_threshold, len(boxes) if max_kept is None else max_kept)
 
 
@@ -410,7 +412,7 @@ def nms_trace(boxes: Tensor, scores: Tensor, iou_threshold: float, classes: Tens
     _check_nms_inputs(boxes, scores)
     if classes is not None and (not isinstance(classes, Tensor) or classes.shape != scores.shape):
         got = tuple(classes.shape) if isinstance(classes, Tensor) else type(classes).__name__
-        raise ValueError(f"Expected classes of shape ({boxes.shape[0]},), got {got}.")
+        raise YOLOv2Error(f"Expected classes of shape ({boxes.shape[0]},), got {got}.")
     n = boxes.shape[0]
     order = torch.argsort(scores, descending=True, stable=True)  # (N,)
     rank = torch.empty_like(order)

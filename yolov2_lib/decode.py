@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from .boxes import batched_nms, cxcywh_to_xyxy
+from .errors import YOLOv2Error
 
 __all__ = [
     "Decoded",
@@ -82,28 +83,28 @@ def _as_anchors(anchors: Tensor | Sequence[Sequence[float]], like: Tensor) -> Te
     """(A, 2) anchors as a tensor of ``like``'s dtype; never moves a tensor across devices."""
     if isinstance(anchors, Tensor):
         if anchors.device != like.device:
-            raise ValueError(
+            raise YOLOv2Error(
                 f"Expected anchors on {like.device} (the device of the input), got {anchors.device}."
             )
         anchors = anchors.to(like.dtype)
     else:
         anchors = torch.as_tensor(anchors, dtype=like.dtype, device=like.device)
     if anchors.dim() != 2 or anchors.shape[1] != 2 or anchors.shape[0] == 0:
-        raise ValueError(f"Expected anchors of shape (A, 2) with A >= 1, got {tuple(anchors.shape)}.")
+        raise YOLOv2Error(f"Expected anchors of shape (A, 2) with A >= 1, got {tuple(anchors.shape)}.")
     bad = (anchors <= 0).any(dim=1).nonzero().flatten()
     if bad.numel() > 0:
-        raise ValueError(f"Anchor sizes must be positive; rows {bad.tolist()} are not: {anchors[bad].tolist()}.")
+        raise YOLOv2Error(f"Anchor sizes must be positive; rows {bad.tolist()} are not: {anchors[bad].tolist()}.")
     return anchors
 
 
 def _check_grid_tensor(t: Tensor, anchors: Tensor, name: str) -> None:
     if not isinstance(t, Tensor) or t.dim() < 4 or t.shape[-1] != 4:
         shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-        raise ValueError(f"Expected {name} of shape (..., H, W, A, 4), got {shape}.")
+        raise YOLOv2Error(f"Expected {name} of shape (..., H, W, A, 4), got {shape}.")
     if not t.is_floating_point():
-        raise ValueError(f"Expected {name} to be floating point, got {t.dtype}.")
+        raise YOLOv2Error(f"Expected {name} to be floating point, got {t.dtype}.")
     if t.shape[-2] != anchors.shape[0]:
-        raise ValueError(
+        raise YOLOv2Error(
             f"{name} has {t.shape[-2]} anchors per cell (dim -2) but {anchors.shape[0]} anchors were given."
         )
 
@@ -177,7 +178,7 @@ def encode_boxes(boxes: Tensor, anchors: Tensor | Sequence[Sequence[float]]) -> 
     outside = ~((offsets > 0) & (offsets < 1)).all(dim=-1)
     if bool(outside.any()):
         where = outside.nonzero()[0].tolist()
-        raise ValueError(
+        raise YOLOv2Error(
             f"Box centre outside its cell at index {where} of (..., H, W, A): in-cell offset "
             f"{offsets[tuple(where)].tolist()} is not strictly between 0 and 1."
         )
@@ -185,7 +186,7 @@ def encode_boxes(boxes: Tensor, anchors: Tensor | Sequence[Sequence[float]]) -> 
     bad_size = ~(sizes > 0).all(dim=-1)
     if bool(bad_size.any()):
         where = bad_size.nonzero()[0].tolist()
-        raise ValueError(
+        raise YOLOv2Error(
             f"Non-positive box size at index {where} of (..., H, W, A): (w, h) = {sizes[tuple(where)].tolist()}."
         )
     t_xy = torch.logit(offsets)
@@ -208,14 +209,14 @@ def decode(raw: Tensor, anchors: Tensor | Sequence[Sequence[float]], num_classes
     """
     if not isinstance(raw, Tensor) or raw.dim() != 4:
         shape = tuple(raw.shape) if isinstance(raw, Tensor) else type(raw).__name__
-        raise ValueError(f"Expected raw of shape (B, A*(5+C), H, W), got {shape}.")
+        raise YOLOv2Error(f"Expected raw of shape (B, A*(5+C), H, W), got {shape}.")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"Expected num_classes to be an integer >= 1, got {num_classes!r}.")
+        raise YOLOv2Error(f"Expected num_classes to be an integer >= 1, got {num_classes!r}.")
     anchors = _as_anchors(anchors, raw)
     B, channels, H, W = raw.shape
     A = anchors.shape[0]
     if channels != A * (5 + num_classes):
-        raise ValueError(
+        raise YOLOv2Error(
             f"raw has {channels} channels but {A} anchors and {num_classes} classes "
             f"need A*(5+C) = {A * (5 + num_classes)}."
         )
@@ -290,7 +291,7 @@ def candidates(
     """
     decoded = decode(raw, anchors, num_classes)
     if not 0 <= index < raw.shape[0]:
-        raise ValueError(f"index {index} out of range for a batch of {raw.shape[0]}.")
+        raise YOLOv2Error(f"index {index} out of range for a batch of {raw.shape[0]}.")
     scores = class_scores(decoded)[index].reshape(-1, num_classes)  # (H*W*A, C)
     boxes = cxcywh_to_xyxy(decoded.boxes[index]).reshape(-1, 4)  # (H*W*A, 4)
     if image_size is not None:
@@ -307,9 +308,9 @@ def _check_size(size: Sequence[float], name: str) -> tuple[float, float]:
     try:
         w, h = (float(v) for v in size)
     except (TypeError, ValueError):
-        raise ValueError(f"Expected {name} as (width, height), got {size!r}.") from None
+        raise YOLOv2Error(f"Expected {name} as (width, height), got {size!r}.") from None
     if not (w > 0 and h > 0):
-        raise ValueError(f"Expected positive {name} (width, height), got {size!r}.")
+        raise YOLOv2Error(f"Expected positive {name} (width, height), got {size!r}.")
     return w, h
 
 
@@ -413,7 +414,7 @@ def _image_sizes(image_sizes: Sequence[Sequence[float]] | Tensor, batch: int) ->
         image_sizes = image_sizes.tolist()
     sizes = list(image_sizes)
     if len(sizes) != batch:
-        raise ValueError(f"Expected {batch} image_sizes (one (width, height) per image), got {len(sizes)}.")
+        raise YOLOv2Error(f"Expected {batch} image_sizes (one (width, height) per image), got {len(sizes)}.")
     return [_check_size(s, f"image_sizes[{i}]") for i, s in enumerate(sizes)]
 
 
@@ -455,13 +456,13 @@ def postprocess(
         by decreasing score, on ``raw``'s device and dtype.
     """
     if top_k is not None and top_k < 0:
-        raise ValueError(f"Expected top_k >= 0 or None, got {top_k}.")
+        raise YOLOv2Error(f"Expected top_k >= 0 or None, got {top_k}.")
     decoded = decode(raw, anchors, num_classes)
     B = raw.shape[0]
     sizes = _image_sizes(image_sizes, B) if image_sizes is not None else None
     if letterbox and sizes is not None:
         if input_size is None:
-            raise ValueError("letterbox=True needs input_size=(W_in, H_in) to undo the padding.")
+            raise YOLOv2Error("letterbox=True needs input_size=(W_in, H_in) to undo the padding.")
         w_in, h_in = _check_size(input_size, "input_size")
 
     boxes_xyxy = cxcywh_to_xyxy(decoded.boxes).reshape(B, -1, 4)  # (B, H*W*A, 4)

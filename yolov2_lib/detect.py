@@ -11,135 +11,30 @@ changing the answer:
   bf16/fp16 (about twice as fast as float32 where it is native); autocast
   leaves the model untouched and numerically unsafe ops in float32.
 
-How ``precision="auto"`` picks (see :func:`resolve_precision`):
-
-- CUDA: fp16 (tensor cores on every CUDA GPU torch supports);
-- CPU: bf16 when the CPU has native bf16 instructions (AVX512-BF16 or
-  AMX-BF16, see :func:`cpu_supports_bf16`), else fp32: without them bf16 is
-  emulated and slower than fp32;
-- any other device: fp32.
-
-With ``YOLOV2_NO_BF16=1`` in the environment, every bf16 probe of the
-library (:func:`cpu_supports_bf16`, :func:`cuda_supports_bf16`) answers
-``False``: the library then behaves as on hardware without native bf16,
-which is what most laptops are.
-
-An explicit request the device cannot serve (fp16 on a CPU, bf16 on a GPU
-or CPU without it) warns and falls back to what ``"auto"`` picks there.
+``precision="auto"`` picks what the hardware computes natively, by the one
+rule of :mod:`yolov2_lib.precision` (bf16 on CPUs with AVX512-BF16 or AMX and
+on GPUs of compute capability 8.0+, fp16 on older GPUs, fp32 elsewhere). An
+explicit request the device cannot serve (fp16 on a CPU, bf16 on a GPU or CPU
+without it) warns and falls back to what ``"auto"`` picks there.
 The head output is cast to float32 before decoding, so the boxes, scores
 and NMS of :func:`~yolov2_lib.decode.postprocess` always run in float32.
 """
 
 from __future__ import annotations
 
-import contextlib
-import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .decode import postprocess
+from .errors import YOLOv2Error
 from .model import _check_image_batch, fuse_bn
-from .runtime import bf16_disabled, cpu_info
+from .precision import PRECISIONS, autocast, cpu_supports_bf16, cuda_supports_bf16, dtype_of, for_inference
+
+resolve_precision = for_inference  # the name this module has always offered
 
 __all__ = ["PRECISIONS", "Detector", "box_agreement", "cpu_supports_bf16", "cuda_supports_bf16", "resolve_precision"]
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # None: no autocast
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16).
-
-    Asks torch's own CPU feature probe (``torch.cpu.get_capabilities()``) and,
-    when this torch lacks it, the ``avx512_bf16``/``amx_bf16`` flags of
-    ``/proc/cpuinfo``. ``torch.backends.cpu.get_cpu_capability()`` is not
-    enough: it says ``"AVX512"`` both with and without the bf16 extension.
-
-    Returns:
-        ``True`` when bf16 convolutions run natively on this CPU (always ``False`` when
-        ``YOLOV2_NO_BF16`` is set, see :func:`~yolov2_lib.runtime.bf16_disabled`).
-    """
-    if bf16_disabled():
-        return False
-    get_capabilities = getattr(torch.cpu, "get_capabilities", None)
-    if get_capabilities is not None:
-        try:
-            caps = get_capabilities()
-            return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
-        except (RuntimeError, AttributeError):
-            pass
-    return bool(set(cpu_info().get("flags", "").split()) & {"avx512_bf16", "amx_bf16"})
-
-
-def cuda_supports_bf16(device: torch.device | int | None = None) -> bool:
-    """Whether a CUDA GPU computes bfloat16 natively (compute capability 8.0 or newer: A100, L4,
-    H100, ...; ROCm GPUs too).
-
-    ``torch.cuda.is_bf16_supported()`` alone is not enough: by default it also says
-    ``True`` for older GPUs (a T4, Colab's free GPU) that only emulate bf16, slowly.
-
-    Returns:
-        ``False`` without CUDA, or when ``YOLOV2_NO_BF16`` is set.
-    """
-    if bf16_disabled() or not torch.cuda.is_available():
-        return False
-    if torch.version.hip:
-        return True
-    index = device.index if isinstance(device, torch.device) else device
-    return torch.cuda.get_device_properties(torch.cuda.current_device() if index is None else index).major >= 8
-
-
-def _auto_precision(device: torch.device) -> str:
-    if device.type == "cuda":
-        return "fp16"
-    if device.type == "cpu" and cpu_supports_bf16():
-        return "bf16"
-    return "fp32"
-
-
-def _supported(precision: str, device: torch.device) -> bool:
-    if precision == "fp32":
-        return True
-    if device.type == "cuda":
-        return precision == "fp16" or cuda_supports_bf16(device)
-    if device.type == "cpu":
-        return precision == "bf16" and cpu_supports_bf16()
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """The precision a :class:`Detector` runs at on ``device`` (rules in the module docstring).
-
-    Args:
-        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
-        device: where the model runs.
-
-    Returns:
-        ``"fp32"``, ``"bf16"`` or ``"fp16"``; a request the device cannot serve
-        warns (``UserWarning``) and returns what ``"auto"`` picks.
-
-    Raises:
-        ValueError: ``precision`` is not one of :data:`PRECISIONS`.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-    device = torch.device(device)
-    if precision == "auto":
-        return _auto_precision(device)
-    if _supported(precision, device):
-        return precision
-    fallback = _auto_precision(device)
-    warnings.warn(
-        f"precision={precision!r} is not supported natively on {device} "
-        f"(CPU bf16 needs AVX512-BF16 or AMX, CUDA bf16 compute capability 8.0; fp16 needs CUDA); "
-        f"using {fallback!r} instead.",
-        UserWarning,
-        stacklevel=3,
-    )
-    return fallback
-
 
 class Detector:
     """A YOLOv2 made ready for fast inference: fused, channels-last, reduced precision.
@@ -153,6 +48,8 @@ class Detector:
         precision: ``"auto"`` (the fastest the device computes natively),
             ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         channels_last: run in channels-last memory layout.
+        fuse: fold batch norm into a copy of the model (the fast path); ``False`` runs the
+            model itself, unchanged but for the memory layout (the caller sets eval mode).
         conf_threshold, nms_threshold, top_k, letterbox: see
             :func:`~yolov2_lib.decode.postprocess`.
 
@@ -168,29 +65,30 @@ class Detector:
         *,
         precision: str = "auto",
         channels_last: bool = True,
+        fuse: bool = True,
         conf_threshold: float = 0.005,
         nms_threshold: float = 0.45,
         top_k: int | None = 100,
         letterbox: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module) or not hasattr(model, "anchors") or not hasattr(model, "num_classes"):
-            raise ValueError(
+            raise YOLOv2Error(
                 f"Detector expects a YOLOv2-like nn.Module with anchors and num_classes, got {type(model).__name__}."
             )
         param = next(model.parameters(), None)
         if param is None:
-            raise ValueError("Detector expects a model with parameters, got one with none.")
+            raise YOLOv2Error("Detector expects a model with parameters, got one with none.")
         if top_k is not None and top_k < 0:
-            raise ValueError(f"top_k must be >= 0 or None, got {top_k}.")
+            raise YOLOv2Error(f"top_k must be >= 0 or None, got {top_k}.")
         self._device = param.device
-        self._precision = resolve_precision(precision, self._device)
-        self._autocast_dtype = _DTYPES[self._precision]
+        self._precision = for_inference(precision, self._device)
+        self._autocast_dtype = dtype_of(self._precision)
         self.channels_last = channels_last
         self.conf_threshold = conf_threshold
         self.nms_threshold = nms_threshold
         self.top_k = top_k
         self.letterbox = letterbox
-        net = fuse_bn(model)  # a fused deep copy in eval mode
+        net = fuse_bn(model) if fuse else model  # fuse_bn: a fused deep copy in eval mode
         self.model = net.to(memory_format=torch.channels_last) if channels_last else net
         self.anchors: Tensor = model.anchors
         self.num_classes: int = model.num_classes
@@ -209,9 +107,9 @@ class Detector:
     def _check(self, images: Tensor) -> None:
         _check_image_batch(images, self.in_channels, "Detector")
         if not images.is_floating_point():
-            raise ValueError(f"Detector expects float images in [0, 1], got dtype {images.dtype}.")
+            raise YOLOv2Error(f"Detector expects float images in [0, 1], got dtype {images.dtype}.")
         if images.device != self._device:
-            raise ValueError(
+            raise YOLOv2Error(
                 f"images are on {images.device} but the detector's model is on {self._device}; "
                 f"move them with images.to({str(self._device)!r})."
             )
@@ -229,12 +127,7 @@ class Detector:
         self._check(images)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        autocast = (
-            torch.autocast(device_type=self._device.type, dtype=self._autocast_dtype)
-            if self._autocast_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(self._device, self._autocast_dtype):
             out = self.model(images)  # (B, A*(5+C), H/32, W/32), in the autocast dtype
         return out.float().contiguous()  # decode views it as (B, A, 5+C, H, W)
 
@@ -285,7 +178,7 @@ def box_agreement(reference: Sequence[Tensor], other: Sequence[Tensor], *, score
     from .evaluate import match_detections
 
     if len(reference) != len(other):
-        raise ValueError(f"box_agreement needs the same images on both sides, got {len(reference)} and {len(other)}.")
+        raise YOLOv2Error(f"box_agreement needs the same images on both sides, got {len(reference)} and {len(other)}.")
     found = n_ref = n_other = 0
     for a, b in zip(reference, other):
         a, b = a[a[:, 4] >= score], b[b[:, 4] >= score]

@@ -63,6 +63,7 @@ import numpy as np
 import torch
 
 from .boxes import aligned_box_iou
+from .errors import YOLOv2Error
 
 __all__ = [
     "VOCResult", "VOCEvaluator", "ImageMatch", "evaluate_voc", "match_detections", "voc_ap",
@@ -89,9 +90,9 @@ def _curve(recall: np.ndarray, precision: np.ndarray) -> tuple[np.ndarray, np.nd
     rec = np.asarray(recall, dtype=np.float64).reshape(-1)
     prec = np.asarray(precision, dtype=np.float64).reshape(-1)
     if rec.shape != prec.shape:
-        raise ValueError(f"Expected recall and precision of equal length, got {rec.shape} and {prec.shape}.")
+        raise YOLOv2Error(f"Expected recall and precision of equal length, got {rec.shape} and {prec.shape}.")
     if rec.size > 1 and bool(np.any(np.diff(rec) < 0)):
-        raise ValueError("Expected non-decreasing recall (detections in score order).")
+        raise YOLOv2Error("Expected non-decreasing recall (detections in score order).")
     return rec, prec
 
 
@@ -126,7 +127,7 @@ def recall_levels(rule: str) -> np.ndarray:
         return _RECALL_LEVELS_11.copy()
     if rule == "101point":
         return _RECALL_LEVELS_101.copy()
-    raise ValueError(f"Expected rule '11point' or '101point' (the area rule samples nothing), got {rule!r}.")
+    raise YOLOv2Error(f"Expected rule '11point' or '101point' (the area rule samples nothing), got {rule!r}.")
 
 
 def sampled_precision(recall: np.ndarray, precision: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -212,7 +213,7 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, rule: str = "ar
         return voc_ap(recall, precision, use_07_metric=False)
     if rule == "101point":
         return float(np.mean(sampled_precision(recall, precision, _RECALL_LEVELS_101)))
-    raise ValueError(f"Expected rule to be one of {AP_RULES}, got {rule!r}.")
+    raise YOLOv2Error(f"Expected rule to be one of {AP_RULES}, got {rule!r}.")
 
 
 # ------------------------------------------------------------------ result
@@ -278,7 +279,7 @@ class VOCResult:
             return self.ap_area
         if rule == "101point":
             return self.ap_101point
-        raise ValueError(f"Expected rule to be one of {AP_RULES}, got {rule!r}.")
+        raise YOLOv2Error(f"Expected rule to be one of {AP_RULES}, got {rule!r}.")
 
     def map_by(self, rule: str) -> float:
         """mAP by one of :data:`AP_RULES`: the mean AP over the classes with ground truth."""
@@ -334,7 +335,7 @@ def _to_numpy(x: ArrayLike, what: str, image: int) -> np.ndarray:
     if a.size == 0:
         return np.zeros((0, 6))
     if a.ndim != 2 or a.shape[1] != 6:
-        raise ValueError(f"Expected {what} of image {image} to have shape (N, 6), got {a.shape}.")
+        raise YOLOv2Error(f"Expected {what} of image {image} to have shape (N, 6), got {a.shape}.")
     return a
 
 
@@ -351,7 +352,7 @@ def _raise_first(bad: np.ndarray, reason: str, what: str, data: np.ndarray, imag
                  row: np.ndarray) -> None:
     if bool(bad.any()):
         k = int(np.argmax(bad))
-        raise ValueError(f"{what} of image {int(image[k])}, row {int(row[k])}: {reason} (got {data[k].tolist()}).")
+        raise YOLOv2Error(f"{what} of image {int(image[k])}, row {int(row[k])}: {reason} (got {data[k].tolist()}).")
 
 
 def _check_rows(data: np.ndarray, image: np.ndarray, row: np.ndarray, what: str, class_col: int,
@@ -394,11 +395,11 @@ class VOCEvaluator:
         strict: bool = True,
     ) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"Expected num_classes to be a positive integer, got {num_classes!r}.")
+            raise YOLOv2Error(f"Expected num_classes to be a positive integer, got {num_classes!r}.")
         if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(f"Expected {num_classes} class names, got {len(class_names)}.")
+            raise YOLOv2Error(f"Expected {num_classes} class names, got {len(class_names)}.")
         if not 0.0 < float(iou_threshold) <= 1.0:
-            raise ValueError(f"Expected iou_threshold in (0, 1], got {iou_threshold}.")
+            raise YOLOv2Error(f"Expected iou_threshold in (0, 1], got {iou_threshold}.")
         self.num_classes = num_classes
         self.class_names = (
             tuple(class_names) if class_names is not None else tuple(str(c) for c in range(num_classes))
@@ -426,7 +427,7 @@ class VOCEvaluator:
                 ``(x1, y1, x2, y2, class, difficult)`` with difficult 0 or 1.
         """
         if len(detections) != len(ground_truths):
-            raise ValueError(
+            raise YOLOv2Error(
                 f"Expected one detection array per image: got {len(detections)} detection arrays "
                 f"and {len(ground_truths)} ground-truth arrays."
             )
@@ -555,7 +556,7 @@ def evaluate_voc(
         :class:`VOCResult` with AP by both rules, the mAPs and the PR curves.
     """
     if len(detections) != len(ground_truths):
-        raise ValueError(
+        raise YOLOv2Error(
             f"Expected one detection array per image: got {len(detections)} detection arrays "
             f"and {len(ground_truths)} ground-truth arrays."
         )

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 from torch import Tensor
 
+from .errors import YOLOv2Error
+
 __all__ = [
     "FIELDS",
     "HeadFields",
@@ -53,7 +55,7 @@ class HeadFields(NamedTuple):
 
 def _check_positive_int(value: int, name: str, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"Expected {name} to be an integer >= {minimum}, got {value!r}.")
+        raise YOLOv2Error(f"Expected {name} to be an integer >= {minimum}, got {value!r}.")
 
 
 def num_channels(num_anchors: int, num_classes: int) -> int:
@@ -91,10 +93,10 @@ def channel_index(
     if num_anchors is not None:
         _check_positive_int(num_anchors, "num_anchors")
         if anchor >= num_anchors:
-            raise ValueError(f"anchor {anchor} out of range for num_anchors={num_anchors}.")
+            raise YOLOv2Error(f"anchor {anchor} out of range for num_anchors={num_anchors}.")
     block = len(FIELDS) + num_classes
     if isinstance(field, bool):
-        raise ValueError(f"Expected field to be a name or an int, got {field!r}.")
+        raise YOLOv2Error(f"Expected field to be a name or an int, got {field!r}.")
     if isinstance(field, int):
         offset = field
     elif isinstance(field, str) and field in FIELDS:
@@ -103,14 +105,14 @@ def channel_index(
         try:
             k = int(field[len("class:"):])
         except ValueError:
-            raise ValueError(f"Expected field 'class:k' with an integer k, got {field!r}.") from None
+            raise YOLOv2Error(f"Expected field 'class:k' with an integer k, got {field!r}.") from None
         if not 0 <= k < num_classes:
-            raise ValueError(f"class {k} out of range for num_classes={num_classes}.")
+            raise YOLOv2Error(f"class {k} out of range for num_classes={num_classes}.")
         offset = len(FIELDS) + k
     else:
-        raise ValueError(f"Unknown field {field!r}; expected one of {FIELDS}, 'class:k' or an int.")
+        raise YOLOv2Error(f"Unknown field {field!r}; expected one of {FIELDS}, 'class:k' or an int.")
     if not 0 <= offset < block:
-        raise ValueError(f"field offset {offset} out of range [0, {block}) for num_classes={num_classes}.")
+        raise YOLOv2Error(f"field offset {offset} out of range [0, {block}) for num_classes={num_classes}.")
     return anchor * block + offset
 
 
@@ -127,10 +129,10 @@ def head_view(raw: Tensor, num_anchors: int) -> Tensor:
     _check_positive_int(num_anchors, "num_anchors")
     if not isinstance(raw, Tensor) or raw.dim() != 4:
         shape = tuple(raw.shape) if isinstance(raw, Tensor) else type(raw).__name__
-        raise ValueError(f"Expected raw of shape (B, A*(5+C), H, W), got {shape}.")
+        raise YOLOv2Error(f"Expected raw of shape (B, A*(5+C), H, W), got {shape}.")
     B, channels, H, W = raw.shape
     if channels % num_anchors != 0 or channels // num_anchors < len(FIELDS):
-        raise ValueError(
+        raise YOLOv2Error(
             f"raw has {channels} channels, which is not num_anchors * (5 + num_classes) "
             f"for num_anchors={num_anchors}."
         )
@@ -151,7 +153,7 @@ def raw_from_view(view: Tensor) -> Tensor:
     """
     if not isinstance(view, Tensor) or view.dim() != 5 or view.shape[-1] < len(FIELDS):
         shape = tuple(view.shape) if isinstance(view, Tensor) else type(view).__name__
-        raise ValueError(f"Expected view of shape (B, H, W, A, 5+C), got {shape}.")
+        raise YOLOv2Error(f"Expected view of shape (B, H, W, A, 5+C), got {shape}.")
     B, H, W, A, per_anchor = view.shape
     raw = view.permute(0, 3, 4, 1, 2)  # (B, A, 5+C, H, W)
     return raw.reshape(B, A * per_anchor, H, W)
@@ -169,7 +171,7 @@ def split_fields(view: Tensor) -> HeadFields:
     """
     if not isinstance(view, Tensor) or view.dim() != 5 or view.shape[-1] < len(FIELDS):
         shape = tuple(view.shape) if isinstance(view, Tensor) else type(view).__name__
-        raise ValueError(f"Expected view of shape (B, H, W, A, 5+C), got {shape}.")
+        raise YOLOv2Error(f"Expected view of shape (B, H, W, A, 5+C), got {shape}.")
     return HeadFields(
         tx=view[..., 0],
         ty=view[..., 1],

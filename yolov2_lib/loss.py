@@ -66,9 +66,11 @@ from torch import Tensor, nn
 
 from .boxes import aligned_box_iou, box_iou, cxcywh_to_xyxy, wh_iou
 from .decode import decode_boxes
+from .errors import YOLOv2Error
 from .layout import FIELDS, HeadFields, head_view
 
-__all__ = ["RegionStats", "LossOutput", "Assignment", "YOLOv2Loss", "central_differences", "loss_with_size_on_exp"]
+__all__ = ["RegionStats", "LossOutput", "Assignment", "YOLOv2Loss", "responsible_anchors", "central_differences",
+           "loss_with_size_on_exp"]
 
 
 class RegionStats(NamedTuple):
@@ -143,6 +145,27 @@ class Assignment(NamedTuple):
     iou: Tensor
 
 
+def responsible_anchors(boxes: Tensor, anchors: Tensor, H: int, W: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Where each object is predicted: the cell holding its centre and, there, the anchor whose
+    shape fits it best (shape-only IoU; the first on ties). Darknet's rule, chapters 4 and 6.
+
+    A centre on the image's far edge (``cx == 1``) belongs to the last cell.
+
+    Args:
+        boxes: (T, 4) normalised ``(cx, cy, w, h)``.
+        anchors: (A, 2) anchor ``(w, h)`` in grid cells.
+        H, W: the grid.
+
+    Returns:
+        ``(row, column, anchor)``, three (T,) index tensors.
+    """
+    gx, gy, gw, gh = boxes.unbind(-1)  # (T,)
+    gi = (gx * W).long().clamp(max=W - 1)
+    gj = (gy * H).long().clamp(max=H - 1)
+    best_a = wh_iou(torch.stack((gw * W, gh * H), -1), anchors.to(boxes.dtype)).argmax(-1)
+    return gj, gi, best_a
+
+
 class YOLOv2Loss(nn.Module):
     """Darknet's region-layer loss for YOLO v2 (see the module docstring).
 
@@ -185,11 +208,11 @@ class YOLOv2Loss(nn.Module):
         super().__init__()
         anchors = torch.as_tensor(anchors, dtype=torch.float64).detach().clone()
         if anchors.dim() != 2 or anchors.shape[1] != 2 or anchors.shape[0] == 0:
-            raise ValueError(f"Expected anchors of shape (A, 2) with A >= 1, got {tuple(anchors.shape)}.")
+            raise YOLOv2Error(f"Expected anchors of shape (A, 2) with A >= 1, got {tuple(anchors.shape)}.")
         if not bool((anchors > 0).all()) or not bool(torch.isfinite(anchors).all()):
-            raise ValueError(f"Expected positive finite anchor sizes, got {anchors.tolist()}.")
+            raise YOLOv2Error(f"Expected positive finite anchor sizes, got {anchors.tolist()}.")
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"Expected num_classes to be an integer >= 1, got {num_classes!r}.")
+            raise YOLOv2Error(f"Expected num_classes to be an integer >= 1, got {num_classes!r}.")
         self.register_buffer("anchors", anchors)  # (A, 2), moves with .to(device)
         self.num_classes = num_classes
         self.object_scale = float(object_scale)
@@ -229,18 +252,18 @@ class YOLOv2Loss(nn.Module):
         A, C = self.num_anchors, self.num_classes
         if not isinstance(output, Tensor) or output.dim() != 4 or output.shape[1] != A * (5 + C):
             shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-            raise ValueError(f"Expected output of shape (B, {A * (5 + C)}, H, W) = (B, A*(5+C), H, W), got {shape}.")
+            raise YOLOv2Error(f"Expected output of shape (B, {A * (5 + C)}, H, W) = (B, A*(5+C), H, W), got {shape}.")
         if output.shape[0] == 0:
-            raise ValueError("Expected a batch of at least one image, got B = 0.")
+            raise YOLOv2Error("Expected a batch of at least one image, got B = 0.")
         if not output.is_floating_point():
-            raise ValueError(f"Expected a floating-point output, got {output.dtype}.")
+            raise YOLOv2Error(f"Expected a floating-point output, got {output.dtype}.")
         if self.anchors.device != output.device:
-            raise ValueError(
+            raise YOLOv2Error(
                 f"The loss's anchors are on {self.anchors.device} but output is on {output.device}; "
                 f"move the loss with loss.to(device)."
             )
         if isinstance(seen, bool) or not isinstance(seen, int) or seen < 0:
-            raise ValueError(f"Expected seen to be a non-negative integer, got {seen!r}.")
+            raise YOLOv2Error(f"Expected seen to be a non-negative integer, got {seen!r}.")
         dtype = torch.float64 if output.dtype == torch.float64 else torch.float32
         with torch.autocast(device_type=output.device.type, enabled=False):
             return self._loss(output.to(dtype), targets, seen)
@@ -251,17 +274,17 @@ class YOLOv2Loss(nn.Module):
         """Check and concatenate the targets: (T, 5) rows, (T,) image index, per-image counts."""
         if isinstance(targets, Tensor) or len(targets) != B:
             got = f"a tensor of shape {tuple(targets.shape)}" if isinstance(targets, Tensor) else f"{len(targets)}"
-            raise ValueError(f"Expected targets as a list of {B} tensors (one per image), got {got}.")
+            raise YOLOv2Error(f"Expected targets as a list of {B} tensors (one per image), got {got}.")
         rows = []
         for b, t in enumerate(targets):
             if not isinstance(t, Tensor):
-                raise ValueError(f"Expected targets[{b}] to be a tensor, got {type(t).__name__}.")
+                raise YOLOv2Error(f"Expected targets[{b}] to be a tensor, got {type(t).__name__}.")
             if t.device != like.device:
-                raise ValueError(f"Expected targets[{b}] on {like.device} (the output's device), got {t.device}.")
+                raise YOLOv2Error(f"Expected targets[{b}] on {like.device} (the output's device), got {t.device}.")
             if t.numel() == 0:
                 t = t.reshape(0, 5)
             if t.dim() != 2 or t.shape[1] != 5:
-                raise ValueError(f"Expected targets[{b}] of shape (N, 5) = (class, cx, cy, w, h), got {tuple(t.shape)}.")
+                raise YOLOv2Error(f"Expected targets[{b}] of shape (N, 5) = (class, cx, cy, w, h), got {tuple(t.shape)}.")
             rows.append(t.to(like.dtype))
         counts = [r.shape[0] for r in rows]
         truth = torch.cat(rows) if rows else like.new_zeros(0, 5)  # (T, 5)
@@ -282,7 +305,7 @@ class YOLOv2Loss(nn.Module):
             reason = next(r for c, r in checks if bool(c[first]))
             b = int(image[first])
             row = first - sum(counts[:b])
-            raise ValueError(f"targets[{b}] row {row}: {reason} (got {truth[first].tolist()}).")
+            raise YOLOv2Error(f"targets[{b}] row {row}: {reason} (got {truth[first].tolist()}).")
         return truth, image, counts
 
     def _loss(self, output: Tensor, targets: Sequence[Tensor], seen: int) -> LossOutput:
@@ -328,11 +351,7 @@ class YOLOv2Loss(nn.Module):
         Returns:
             ``(image, row, column, anchor)``, four (T,) index tensors.
         """
-        gx, gy, gw, gh = truth[:, 1:].unbind(-1)  # (T,)
-        gi = (gx * W).long().clamp(max=W - 1)
-        gj = (gy * H).long().clamp(max=H - 1)
-        best_a = wh_iou(torch.stack((gw * W, gh * H), -1), self.anchors.to(truth.dtype)).argmax(-1)
-        return image, gj, gi, best_a
+        return (image, *responsible_anchors(truth[:, 1:], self.anchors, H, W))
 
     @torch.no_grad()
     def assign(self, pred: Tensor, truth: Tensor, image: Tensor, counts: Sequence[int]) -> Assignment:

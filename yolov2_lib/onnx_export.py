@@ -51,6 +51,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .errors import YOLOv2Error
+from .files import atomic_path, write_json
 from .model import STRIDE, ConvBlock, _bn_inv_std
 
 __all__ = [
@@ -137,11 +139,11 @@ def _exportable(model: nn.Module) -> nn.Module:
 
 def _check_model(model: nn.Module) -> None:
     if not isinstance(model, nn.Module) or not hasattr(model, "anchors") or not hasattr(model, "num_classes"):
-        raise ValueError(
+        raise YOLOv2Error(
             f"export_onnx expects a YOLOv2-like nn.Module with anchors and num_classes, got {type(model).__name__}."
         )
     if next(model.parameters(), None) is None:
-        raise ValueError("export_onnx expects a model with parameters, got one with none.")
+        raise YOLOv2Error("export_onnx expects a model with parameters, got one with none.")
 
 
 # ---------------------------------------------------------------- float16 storage
@@ -243,17 +245,17 @@ def export_onnx(
     """
     _check_model(model)
     if weights not in WEIGHT_MODES:
-        raise ValueError(f"weights must be one of {WEIGHT_MODES}, got {weights!r}.")
+        raise YOLOv2Error(f"weights must be one of {WEIGHT_MODES}, got {weights!r}.")
     if input_size <= 0 or input_size % STRIDE:
-        raise ValueError(f"input_size must be a positive multiple of {STRIDE}, got {input_size}.")
+        raise YOLOv2Error(f"input_size must be a positive multiple of {STRIDE}, got {input_size}.")
     num_classes = int(model.num_classes)
     names = [str(n) for n in class_names] if class_names is not None else [f"class{i}" for i in range(num_classes)]
     if len(names) != num_classes:
-        raise ValueError(f"class_names has {len(names)} names but the model detects {num_classes} classes.")
+        raise YOLOv2Error(f"class_names has {len(names)} names but the model detects {num_classes} classes.")
     checks = [(int(s), int(b)) for s, b in (check or ())]
     for side, batch in checks:
         if side <= 0 or side % STRIDE or batch < 1:
-            raise ValueError(f"check: expected (side, batch) with side a multiple of {STRIDE}, got {(side, batch)}.")
+            raise YOLOv2Error(f"check: expected (side, batch) with side a multiple of {STRIDE}, got {(side, batch)}.")
     onnx = _require("onnx")
     _require("onnxscript")
     path = Path(path)
@@ -299,7 +301,8 @@ def export_onnx(
     proto.producer_name = "yolov2_lib"
     onnx.checker.check_model(proto)
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(path))
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
 
     result = OnnxExport(path, path.stat().st_size, half, full, {}, metadata)
     if checks:
@@ -330,7 +333,7 @@ def onnx_metadata(path: str | Path) -> dict[str, Any]:
     for entry in proto.metadata_props:
         if entry.key == METADATA_KEY:
             return json.loads(entry.value)
-    raise ValueError(f"{path} holds no {METADATA_KEY!r} metadata: it was not written by export_onnx.")
+    raise YOLOv2Error(f"{path} holds no {METADATA_KEY!r} metadata: it was not written by export_onnx.")
 
 
 def _session(path: str | Path, threads: int | None = None):
@@ -448,7 +451,7 @@ def browser_bundle(
                              class_names=loaded.class_names)
     records = sorted(records, key=lambda r: r.image_id)[:num_images]
     if not records:
-        raise ValueError(f"{detector}: no images in split {split!r}.")
+        raise YOLOv2Error(f"{detector}: no images in split {split!r}.")
     settings = dict(input_size=input_size, conf_threshold=conf_threshold, nms_threshold=nms_threshold, top_k=top_k)
     stamp = _sha256(pretrained.path(detector).read_bytes(), Path(__file__).read_bytes(),
                     json.dumps([settings, [r.image_id for r in records]]).encode())
@@ -480,5 +483,5 @@ def browser_bundle(
         "images": images,
         "stamp": stamp,
     }
-    manifest_path.write_text(json.dumps(manifest, indent=1))
+    write_json(manifest_path, manifest, indent=1)
     return manifest

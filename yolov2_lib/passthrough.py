@@ -28,6 +28,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from .errors import YOLOv2Error
+
 __all__ = [
     "REORG_ORDERS",
     "Reorg",
@@ -46,21 +48,21 @@ REORG_ORDERS: tuple[str, ...] = ("darknet", "space_to_depth")
 
 def _check_stride(stride: int, name: str) -> None:
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"{name}: stride must be a positive integer, got {stride!r}.")
+        raise YOLOv2Error(f"{name}: stride must be a positive integer, got {stride!r}.")
 
 
 def _check(x: Tensor, stride: int, name: str, *, channels_multiple: int = 1) -> None:
     _check_stride(stride, name)
     if not isinstance(x, Tensor) or x.ndim != 4:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{name}: expected a tensor of shape (B, C, H, W), got {shape}.")
+        raise YOLOv2Error(f"{name}: expected a tensor of shape (B, C, H, W), got {shape}.")
     _, c, h, w = x.shape
     if h % stride or w % stride:
-        raise ValueError(
+        raise YOLOv2Error(
             f"{name}: height and width must be multiples of stride={stride}, got {h}x{w}."
         )
     if c % channels_multiple:
-        raise ValueError(
+        raise YOLOv2Error(
             f"{name}: the number of channels must be a multiple of {channels_multiple} "
             f"(stride^2), got {c}."
         )
@@ -172,7 +174,7 @@ def reorg(x: Tensor, stride: int = 2, order: ReorgOrder = "darknet") -> Tensor:
         return darknet_reorg(x, stride)
     if order == "space_to_depth":
         return space_to_depth(x, stride)
-    raise ValueError(f"order must be one of {REORG_ORDERS}, got {order!r}.")
+    raise YOLOv2Error(f"order must be one of {REORG_ORDERS}, got {order!r}.")
 
 
 def reorg_inverse(x: Tensor, stride: int = 2, order: ReorgOrder = "darknet") -> Tensor:
@@ -190,7 +192,7 @@ def reorg_inverse(x: Tensor, stride: int = 2, order: ReorgOrder = "darknet") -> 
         return darknet_reorg_inverse(x, stride)
     if order == "space_to_depth":
         return depth_to_space(x, stride)
-    raise ValueError(f"order must be one of {REORG_ORDERS}, got {order!r}.")
+    raise YOLOv2Error(f"order must be one of {REORG_ORDERS}, got {order!r}.")
 
 
 def reorg_source(
@@ -228,7 +230,7 @@ class Reorg(nn.Module):
         super().__init__()
         _check_stride(stride, "Reorg")
         if order not in REORG_ORDERS:
-            raise ValueError(f"Reorg: order must be one of {REORG_ORDERS}, got {order!r}.")
+            raise YOLOv2Error(f"Reorg: order must be one of {REORG_ORDERS}, got {order!r}.")
         self.stride = stride
         self.order = order
 

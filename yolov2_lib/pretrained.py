@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from .train import Checkpointed, model_from_checkpoint
+from .checkpoint import Checkpointed, model_from_checkpoint
+from .errors import YOLOv2Error
 
 __all__ = ["WEIGHTS_DIR", "available", "path", "info", "load"]
 
@@ -36,11 +37,11 @@ def path(name: str) -> Path:
     """The ``.pt`` file of a shipped detector.
 
     Raises:
-        ValueError: no detector of that name (the message lists the names).
+        YOLOv2Error: no detector of that name (the message lists the names).
     """
     file = WEIGHTS_DIR / f"{name}.pt"
     if not file.is_file():
-        raise ValueError(f"no shipped detector named {name!r}; available: {', '.join(available()) or 'none'}.")
+        raise YOLOv2Error(f"no shipped detector named {name!r}; available: {', '.join(available()) or 'none'}.")
     return file
 
 

@@ -11,7 +11,10 @@ import os
 import platform
 import random
 import re
+import subprocess
+import sys
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "seed_everything", "default_device", "setup", "plain_warnings", "training_threads", "cpu_info", "cpu_name", "hardware", "glue", "quick_mode", "bf16_disabled",
+    "seed_everything", "default_device", "check_device", "setup", "plain_warnings", "training_threads", "cpu_info", "cpu_name", "hardware", "git_commit", "provenance", "glue", "quick_mode", "bf16_disabled",
     "tune_allocator", "allocator_tuned",
 ]  # fmt: skip
 
@@ -41,6 +44,34 @@ def default_device() -> torch.device:
         return torch.device("mps")
     return torch.device("cpu")
 
+
+
+def check_device(name: str | None) -> torch.device | None:
+    """The device ``name`` names, once this PyTorch is known to be able to use it (``None`` stays None).
+
+    Raises:
+        YOLOv2Error: not a device name, or a device this machine or this PyTorch build lacks.
+    """
+    from .errors import YOLOv2Error
+
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise YOLOv2Error(f"{name!r} is not a device name: use cpu, cuda, cuda:N or mps.") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise YOLOv2Error(f"{name}: no CUDA GPU is usable here (this PyTorch is built without CUDA, or no GPU "
+                              "is visible); use cpu, or install a CUDA build of PyTorch.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise YOLOv2Error(f"{name}: there are {torch.cuda.device_count()} GPU(s), numbered from 0.")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise YOLOv2Error(f"{name}: Apple's MPS is not available here; use cpu.")
+    elif device.type != "cpu":
+        raise YOLOv2Error(f"{name}: only cpu, cuda and mps are supported.")
+    return device
 
 def setup(seed: int = 0) -> torch.device:
     """Seed everything, show warnings plainly (:func:`plain_warnings`) and return the device to
@@ -110,6 +141,28 @@ def hardware(device: torch.device | str | None = None, threads: int | None = Non
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
     return (f"{cpu_name()}, {os.cpu_count()} cores, {threads or torch.get_num_threads()} torch threads, "
             f"torch {torch.__version__}")
+
+
+def git_commit(where: Path) -> str | None:
+    """``HEAD`` of the git work tree holding ``where`` (``+dirty`` with uncommitted changes), or None."""
+    try:
+        run = dict(cwd=where, capture_output=True, text=True, timeout=10, check=True)
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "") if commit else None
+
+
+def provenance(device: torch.device | str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Where a run comes from: the command line, the library's git commit, the time and the hardware
+    (``threads``: the torch threads the run uses, default torch's current count)."""
+    return {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
+        "commit": git_commit(Path(__file__).resolve().parent),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hardware": hardware(device, threads),
+    }
 
 
 def quick_mode() -> bool:

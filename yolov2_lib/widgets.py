@@ -19,6 +19,7 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 
 from . import viz
+from .errors import YOLOv2Error
 
 __all__ = [
     "figure_png", "png_image", "kernel_free_slider", "kernel_free_grid", "reorg_explorer",
@@ -64,7 +65,7 @@ def kernel_free_slider(
     """
     values = list(values)
     if not values:
-        raise ValueError("kernel_free_slider needs at least one value")
+        raise YOLOv2Error("kernel_free_slider needs at least one value")
     start = values.index(value) if value is not None else 0
     images = [png_image(figure_png(draw(v), dpi=dpi)) for v in values]
     stack = W.Stack(images, selected_index=start)
@@ -108,7 +109,7 @@ def kernel_free_grid(
     """
     rows, cols = list(rows), list(cols)
     if not rows or not cols:
-        raise ValueError("kernel_free_grid needs at least one value on each slider")
+        raise YOLOv2Error("kernel_free_grid needs at least one value on each slider")
     start = (rows.index(value[0]), cols.index(value[1])) if value is not None else (0, 0)
     inner = [W.Stack([png_image(figure_png(draw(r, c), dpi=dpi)) for c in cols], selected_index=start[1])
              for r in rows]
@@ -144,7 +145,7 @@ def reorg_explorer(channels: int = 4, height: int = 4, width: int = 4, stride: i
         The :func:`kernel_free_slider` box (``C * s^2`` positions).
     """
     if channels * height * width > 256:
-        raise ValueError(f"reorg_explorer labels every value: keep C*H*W <= 256, got {channels}x{height}x{width}.")
+        raise YOLOv2Error(f"reorg_explorer labels every value: keep C*H*W <= 256, got {channels}x{height}x{width}.")
     return kernel_free_slider(list(range(channels * stride * stride)),
                               lambda k: viz.draw_reorg_channel(channels, height, width, k, stride),
                               "output ch")

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
+from ..files import write_json
 from ..runtime import cpu_name  # one definition, shared with the trainer's provenance
 
 
 def write_record(path: Path, record: dict) -> None:
     """Write a benchmark's JSON record (creating its folder) and say where."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    write_json(path, record)
     print(f"wrote {path}")
 
 

@@ -44,7 +44,7 @@ def seconds_per_12(threads: int, workers: int, updates: int, skip: int, out: Pat
     """Seconds per 12 updates of the recipe after the first ``skip``, in a fresh ``yolov2 train`` process."""
     # RECIPE's own --workers comes first; argparse keeps the last one given
     command = [sys.executable, "-m", "yolov2_lib.cli", "train", *RECIPE, "--width", "0.125",
-               "--sizes", "320,352,384,416", "--amp", "off", "--max-iterations", str(updates),
+               "--sizes", "320,352,384,416", "--amp", "fp32", "--max-iterations", str(updates),
                "--workers", str(workers), "--threads", str(threads), "--out", str(out), "--force"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:

@@ -25,8 +25,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from ..runtime import cpu_info, cpu_name
-from ..train import _git_commit  # the commit a run records, "+dirty" with changes
+from ..errors import YOLOv2Error
+from ..files import write_json
+from ..runtime import cpu_info, cpu_name, git_commit  # the commit a run records, "+dirty" with changes
 from . import load_average
 from .busy import _spin
 
@@ -42,7 +43,7 @@ def reference() -> dict:
     record = json.loads(RECORD.read_text())
     quiet = [r for r in record["runs"] if not r["busy"] and r["precision"] == "float32"]
     if not quiet:
-        raise ValueError(f"{RECORD} holds no float32 run made alone on its machine.")
+        raise YOLOv2Error(f"{RECORD} holds no float32 run made alone on its machine.")
     return {**quiet[0], "runs": record["runs"]}
 
 
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"the chapter handed no {', '.join(missing)} to its prose")
     run = {
-        "date": date.today().isoformat(), "commit": _git_commit(Path(__file__).parent), "cpu": cpu_model(), "cores": os.cpu_count(),
+        "date": date.today().isoformat(), "commit": git_commit(Path(__file__).parent), "cpu": cpu_model(), "cores": os.cpu_count(),
         "busy": args.busy, "load_average_after": load_average(),
         "notebook_minutes": round((time.perf_counter() - began) / 60, 2),
         "updates": values["ch9_updates"], "train_minutes": round(values["ch9_minutes"], 2),
@@ -120,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 "(test_map) and all-point (test_map_area)",
         "runs": []}
     record["runs"].append(run)
-    args.record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.record.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(args.record)
+    write_json(args.record, record)
     print(json.dumps(run, indent=2))
     print(f"appended to {args.record}")
     return 0

@@ -36,9 +36,9 @@ from pathlib import Path
 
 import torch
 
-from ..data import fetch
+from ..data.catalog import split
 from ..data.transforms import Augment, distort, hsv_to_rgb, rgb_to_hsv, sample_generator, sample_params, transform
-from ..data.voc import BCCD_CLASSES, DetectionDataset, load_image
+from ..data.voc import load_image
 from ..runtime import tune_allocator
 from . import cpu_name, interleaved_times, load_average, run_with_tuned_allocator, write_record
 
@@ -65,12 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     tuned = args.allocator == "tuned" and tune_allocator()
 
-    root = fetch("bccd")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # BCCD's two zero-area boxes; chapter 1 shows them
-        dataset = DetectionDataset.from_boxes_csv(root / "bccd_boxes.csv", root / "JPEGImages", splits="train",
-                                                  class_names=BCCD_CLASSES)  # its records: files and boxes
-    records = dataset.records[: args.images]
+        records = split("bccd", "train").records[: args.images]  # files and boxes
     augment = Augment()
 
     def pipeline(dtype: torch.dtype) -> None:

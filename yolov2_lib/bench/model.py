@@ -43,7 +43,8 @@ import torch
 from torch import Tensor, nn
 
 from ..decode import decode, postprocess
-from ..detect import Detector, resolve_precision
+from ..detect import Detector
+from ..precision import for_inference
 from ..model import YOLOv2, count_flops, count_parameters, fuse_bn
 from . import cpu_name, interleaved_times, load_average, write_record
 
@@ -65,7 +66,7 @@ def native_precisions(device: torch.device) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an unsupported one falls back: that is the answer, not news
         for precision in ("bf16", "fp16"):
-            if resolve_precision(precision, device) == precision:
+            if for_inference(precision, device) == precision:
                 out.append(precision)
     return out
 

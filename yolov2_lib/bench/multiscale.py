@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import parse_sizes
 from ..runtime import default_device, hardware
 from . import load_average, write_record
 
@@ -52,17 +53,6 @@ def reference() -> dict:
     return json.loads(REFERENCE.read_text())
 
 
-def parse_sizes(text: str, what: str = "sizes") -> list[int]:
-    """``"416"``, ``"320,416"`` or a range of multiples of 32, ``"320-608"``, read as ``yolov2 train --sizes``
-    reads it; ``ValueError`` otherwise."""
-    from ..cli import _int_list
-
-    try:
-        return list(_int_list(text, what))
-    except argparse.ArgumentTypeError as err:
-        raise ValueError(str(err)) from None
-
-
 def train_command(sizes: Sequence[int | str], *, updates: int, seed: int | str, width: float,
                   out: Path | str) -> list[str]:
     """The ``yolov2 train`` arguments of one run: the recipe, then what the experiment sets."""
@@ -72,7 +62,8 @@ def train_command(sizes: Sequence[int | str], *, updates: int, seed: int | str, 
 
 def score_at_sizes(checkpoint: Path, dataset, sizes: Sequence[int]) -> dict[int, float]:
     """VOC 2007 mAP of a run's averaged weights on ``dataset`` at every input size."""
-    from ..train import evaluate_model, model_from_checkpoint
+    from ..checkpoint import model_from_checkpoint
+    from ..inference import evaluate_model
 
     model = model_from_checkpoint(checkpoint).model
     return {s: float(evaluate_model(model, dataset, input_size=s).map_11point) for s in sizes}
@@ -89,8 +80,8 @@ def summarise(runs: list[dict]) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     from .. import cli
-    from ..data import BCCD_CLASSES, DetectionDataset, fetch
-    from ..train import autocast_dtype, precision_name
+    from ..data.catalog import split
+    from ..precision import autocast_dtype, precision_name
 
     parser = argparse.ArgumentParser(prog="python -m yolov2_lib.bench multiscale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.updates < 1:
         parser.error("--updates must be at least 1")
 
-    root = fetch("bccd")
-    test = DetectionDataset.from_boxes_csv(root / "bccd_boxes.csv", root / "JPEGImages", splits="test",
-                                           class_names=BCCD_CLASSES)
+    test = split("bccd", "test").dataset()
     work = args.work or Path(tempfile.mkdtemp(prefix="yolov2-multiscale-"))
     device = default_device()  # what `yolov2 train` picks
     print(f"{hardware(device)}; runs in {work}")

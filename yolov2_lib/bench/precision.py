@@ -91,7 +91,7 @@ def voc_map(detections: list[torch.Tensor], truths: list[torch.Tensor], class_na
 
 def main(argv: list[str] | None = None) -> int:
     from .. import pretrained
-    from ..data import BCCD_CLASSES, DetectionDataset, fetch
+    from ..data.catalog import split
 
     parser = argparse.ArgumentParser(prog="python -m yolov2_lib.bench precision", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -106,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    root = fetch("bccd")
-    test = DetectionDataset.from_boxes_csv(root / "bccd_boxes.csv", root / "JPEGImages", splits="test",
-                                           class_names=BCCD_CLASSES)
+    test = split("bccd", "test").dataset()
     model = pretrained.load("bccd", device=device).model
     native = native_bf16(device)
     detectors = {"fp32": Detector(model, precision="fp32")}
@@ -122,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         gain = f"  bf16/fp32 {speed['bf16'][size] / speed['fp32'][size]:.2f}x" if native else ""
         print(f"{size}: images per second  {row}{gain}")
     found, truths = detections_at(detectors, test, 416)
-    maps = {name: voc_map(dets, truths, BCCD_CLASSES) for name, dets in found.items()}
+    maps = {name: voc_map(dets, truths, test.class_names) for name, dets in found.items()}
     print("mAP at 416 (VOC 2007, test split):", "  ".join(f"{n} {m:.4f}" for n, m in maps.items()))
     record = {
         "benchmark": "precision", "date": date.today().isoformat(), "hardware": hardware(device),

@@ -70,7 +70,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..detect import cpu_supports_bf16, cuda_supports_bf16
+from ..precision import cpu_supports_bf16, cuda_supports_bf16
 from ..model import YOLOv2, count_flops, count_parameters
 from ..runtime import tune_allocator
 from ..train import NonFiniteLossError, TrainConfig, Trainer
@@ -80,7 +80,7 @@ from .model import reference_conv
 NUM_CLASSES = 20
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + gradient for the inputs + gradient for the weights
 # (name, amp, channels_last) of the timed variants
-VARIANTS = (("plain", "off", False), ("channels_last", "off", True), ("bf16+channels_last", "bf16", True))
+VARIANTS = (("plain", "fp32", False), ("channels_last", "fp32", True), ("bf16+channels_last", "bf16", True))
 
 
 def bf16_native(device: torch.device) -> tuple[bool, str]:
@@ -153,11 +153,11 @@ def loss_curves(
     """Loss per update of each curve run (see the module docstring); a diverged run ends in ``inf``."""
     gen = torch.Generator().manual_seed(args.seed + 100)
     batches = [random_batch(args.batch, args.size, args.boxes, gen) for _ in range(args.curve_batches)]
-    runs = [("fp32", args.seed, "off", False), ("fp32 channels_last", args.seed, "off", True)]
+    runs = [("fp32", args.seed, "fp32", False), ("fp32 channels_last", args.seed, "fp32", True)]
     if native:
         runs.append(("bf16+channels_last", args.seed, "bf16", True))
     for k in range(1, args.noise_seeds + 1):
-        runs.append((f"fp32, init seed {args.seed + k}", args.seed + k, "off", False))
+        runs.append((f"fp32, init seed {args.seed + k}", args.seed + k, "fp32", False))
     curves: dict[str, list[float]] = {}
     for name, seed, amp, channels_last in runs:
         torch.manual_seed(seed)
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.batch} ({record['flop_convention']}); {record['cpu']}, torch {torch.__version__}, "
           f"{record['threads']} threads, device {device}; load average {record['load_average_before']}")
 
-    variants = [v for v in VARIANTS if v[1] == "off" or native]
+    variants = [v for v in VARIANTS if v[1] == "fp32" or native]
     if not native:
         print(f"bf16+channels_last skipped: {why_not}")
         record["bf16_skipped"] = why_not

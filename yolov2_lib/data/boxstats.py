@@ -32,8 +32,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
-__all__ = ["box_sizes", "faster_rcnn_anchors", "faster_rcnn_scale"]
+from ..errors import YOLOv2Error
+
+__all__ = ["box_sizes", "record_sizes", "faster_rcnn_anchors", "faster_rcnn_scale"]
 
 _IMAGE = ("width", "height")
 _CORNERS = ("xmin", "ymin", "xmax", "ymax")
@@ -94,11 +97,11 @@ def box_sizes(
         required = _IMAGE + (_EXTENT if extent else _CORNERS)
         missing = [c for c in required if c not in columns]
         if missing:
-            raise ValueError(f"{csv_path}: missing column(s) {', '.join(missing)} (or dx, dy instead of "
+            raise YOLOv2Error(f"{csv_path}: missing column(s) {', '.join(missing)} (or dx, dy instead of "
                              f"the corners); found {sorted(columns)}.")
         for name, wanted in (("split", wanted_splits), ("year", wanted_years)):
             if wanted is not None and name not in columns:
-                raise ValueError(f"{csv_path}: cannot select by {name}: the file has no {name!r} column.")
+                raise YOLOv2Error(f"{csv_path}: cannot select by {name}: the file has no {name!r} column.")
         for row in reader:
             if wanted_splits is not None and row["split"] not in wanted_splits:
                 continue
@@ -109,9 +112,9 @@ def box_sizes(
                 width, height, *box = (float(row[c]) for c in required)
                 hard = float(row.get("difficult") or 0) >= 1
             except (TypeError, ValueError):
-                raise ValueError(f"{where}: non-numeric value in {[row.get(c) for c in required]}.") from None
+                raise YOLOv2Error(f"{where}: non-numeric value in {[row.get(c) for c in required]}.") from None
             if not all(math.isfinite(v) for v in (width, height, *box)) or width <= 0 or height <= 0:
-                raise ValueError(f"{where}: image size {width} x {height} and box {box} "
+                raise YOLOv2Error(f"{where}: image size {width} x {height} and box {box} "
                                  "must be finite with a positive image size.")
             if hard and not difficult:
                 continue
@@ -120,17 +123,27 @@ def box_sizes(
             if w <= 0 or h <= 0:
                 if skip_empty:
                     continue
-                raise ValueError(f"{where}: box {box} has width {w:g} and height {h:g} "
+                raise YOLOv2Error(f"{where}: box {box} has width {w:g} and height {h:g} "
                                  f"(inclusive={inclusive}); pass skip_empty=True to drop such boxes.")
             if w > width or h > height:
-                raise ValueError(f"{where}: box {w:g} x {h:g} is larger than its image {width:g} x {height:g} "
+                raise YOLOv2Error(f"{where}: box {w:g} x {h:g} is larger than its image {width:g} x {height:g} "
                                  f"(inclusive={inclusive}: is that the file's pixel convention?).")
             sizes.append((w, h, width, height))
     if not sizes:
-        raise ValueError(f"{csv_path}: no box left (splits={splits}, years={years}, difficult={difficult}).")
+        raise YOLOv2Error(f"{csv_path}: no box left (splits={splits}, years={years}, difficult={difficult}).")
     table = np.array(sizes)  # (n, 4) box w, h and image w, h in pixels
     wh = table[:, :2] / table[:, 2:]  # (n, 2)
     return (wh, table[:, 2:]) if return_image_size else wh
+
+
+def record_sizes(records: Sequence) -> torch.Tensor:
+    """(n, 2) float32 widths and heights of the boxes of read images, as fractions of their image.
+
+    Args:
+        records: :class:`~yolov2_lib.data.voc.ImageRecord` s (a split's records).
+    """
+    sizes = [(r.boxes[:, 2:] - r.boxes[:, :2]) / torch.tensor([r.width, r.height]) for r in records]  # (N_i, 2)
+    return torch.cat(sizes) if sizes else torch.zeros(0, 2)
 
 
 def faster_rcnn_anchors(
@@ -152,7 +165,7 @@ def faster_rcnn_anchors(
     s = np.asarray(scales, dtype=np.float64)
     r = np.asarray(ratios, dtype=np.float64)
     if s.ndim != 1 or r.ndim != 1 or s.size == 0 or r.size == 0 or (s <= 0).any() or (r <= 0).any():
-        raise ValueError(f"Expected non-empty lists of positive scales and ratios, got {scales!r} and {ratios!r}.")
+        raise YOLOv2Error(f"Expected non-empty lists of positive scales and ratios, got {scales!r} and {ratios!r}.")
     s, r = s[:, None], r[None, :]  # (S, 1), (1, R)
     return np.stack([s / np.sqrt(r), s * np.sqrt(r)], axis=-1).reshape(-1, 2)  # (S, R, 2) -> (S*R, 2)
 
@@ -170,5 +183,5 @@ def faster_rcnn_scale(image_size: np.ndarray, short_side: float = 600, max_side:
     """
     size = np.asarray(image_size, dtype=np.float64)
     if size.ndim != 2 or size.shape[1] != 2 or (size <= 0).any():
-        raise ValueError(f"Expected image_size of shape (n, 2) with positive sizes, got shape {size.shape}.")
+        raise YOLOv2Error(f"Expected image_size of shape (n, 2) with positive sizes, got shape {size.shape}.")
     return np.minimum(short_side / size.min(axis=1), max_side / size.max(axis=1))

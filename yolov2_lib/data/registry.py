@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from ..errors import YOLOv2Error
 from . import build
 from .build import BuildRecipe
 from .shipped import SHIPPED_DIR, gunzip_file
@@ -78,7 +79,7 @@ _CHUNK = 1 << 20
 _VERIFIED: dict[tuple[str, int, int], str] = {}
 
 
-class DatasetError(RuntimeError):
+class DatasetError(YOLOv2Error, RuntimeError):
     """Base class of the registry's errors."""
 
 

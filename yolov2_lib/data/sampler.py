@@ -31,6 +31,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..errors import YOLOv2Error
 from .transforms import derive_seed
 
 __all__ = ["MultiScaleItem", "MultiScaleBatchSampler", "detection_collate", "fixed_size_loader"]
@@ -106,22 +107,22 @@ class MultiScaleBatchSampler(Sampler[list[MultiScaleItem]]):
                 f"got {type(data_source).__name__}."
             )
         if num_samples <= 0:
-            raise ValueError(f"Expected at least one sample, got {num_samples}.")
+            raise YOLOv2Error(f"Expected at least one sample, got {num_samples}.")
         if batch_size <= 0:
-            raise ValueError(f"Expected a positive batch_size, got {batch_size}.")
+            raise YOLOv2Error(f"Expected a positive batch_size, got {batch_size}.")
         if every <= 0:
-            raise ValueError(f"Expected a positive every, got {every}.")
+            raise YOLOv2Error(f"Expected a positive every, got {every}.")
         sizes = [int(s) for s in sizes]
         if not sizes or min(sizes) <= 0:
-            raise ValueError(f"Expected a non-empty list of positive sizes, got {sizes}.")
+            raise YOLOv2Error(f"Expected a non-empty list of positive sizes, got {sizes}.")
         if num_replicas is None:
             num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         if rank is None:
             rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         if num_replicas <= 0 or not 0 <= rank < num_replicas:
-            raise ValueError(f"Expected 0 <= rank < num_replicas, got rank {rank} of {num_replicas}.")
+            raise YOLOv2Error(f"Expected 0 <= rank < num_replicas, got rank {rank} of {num_replicas}.")
         if batch_size % num_replicas:
-            raise ValueError(
+            raise YOLOv2Error(
                 f"batch_size {batch_size} (the global batch) must be divisible by "
                 f"num_replicas {num_replicas}."
             )
@@ -138,7 +139,7 @@ class MultiScaleBatchSampler(Sampler[list[MultiScaleItem]]):
         self._resume: tuple[int, int] | None = None  # (epoch, batches to skip) after load_state_dict
         self._done = 0  # batches of self.epoch handed out by the last iteration
         if self.batches_per_epoch == 0:
-            raise ValueError(f"drop_last with {num_samples} samples < batch_size {batch_size}: no batch.")
+            raise YOLOv2Error(f"drop_last with {num_samples} samples < batch_size {batch_size}: no batch.")
 
     # ------------------------------------------------------------ the plan
 
@@ -172,7 +173,7 @@ class MultiScaleBatchSampler(Sampler[list[MultiScaleItem]]):
                 self._sampler.set_epoch(epoch)
             indices = [int(i) for i in self._sampler]
             if len(indices) != self.num_samples:
-                raise ValueError(f"The sampler gave {len(indices)} indices, expected {self.num_samples}.")
+                raise YOLOv2Error(f"The sampler gave {len(indices)} indices, expected {self.num_samples}.")
             return indices
         if not self.shuffle:
             return list(range(self.num_samples))
@@ -242,7 +243,7 @@ class MultiScaleBatchSampler(Sampler[list[MultiScaleItem]]):
         else:
             epoch, done = self.epoch, int(batches_done)
         if not 0 <= done <= self.batches_per_epoch:
-            raise ValueError(f"batches_done must be in [0, {self.batches_per_epoch}], got {done}.")
+            raise YOLOv2Error(f"batches_done must be in [0, {self.batches_per_epoch}], got {done}.")
         if done == self.batches_per_epoch:  # a finished epoch resumes at the start of the next
             epoch, done = epoch + 1, 0
         state: dict[str, Any] = {"epoch": epoch, "batches_done": done}
@@ -259,7 +260,7 @@ class MultiScaleBatchSampler(Sampler[list[MultiScaleItem]]):
         """
         missing = [k for k in ("epoch", "batches_done", *self._CONFIG) if k not in state]
         if missing:
-            raise ValueError(f"Sampler state lacks {', '.join(missing)}.")
+            raise YOLOv2Error(f"Sampler state lacks {', '.join(missing)}.")
         mismatched = []
         for key in self._CONFIG:
             mine = getattr(self, key)
@@ -268,10 +269,10 @@ class MultiScaleBatchSampler(Sampler[list[MultiScaleItem]]):
             if mine != theirs:
                 mismatched.append(f"{key}: saved {theirs!r}, now {mine!r}")
         if mismatched:
-            raise ValueError("Cannot resume with different settings: " + "; ".join(mismatched) + ".")
+            raise YOLOv2Error("Cannot resume with different settings: " + "; ".join(mismatched) + ".")
         done = int(state["batches_done"])
         if not 0 <= done <= self.batches_per_epoch:
-            raise ValueError(f"batches_done must be in [0, {self.batches_per_epoch}], got {done}.")
+            raise YOLOv2Error(f"batches_done must be in [0, {self.batches_per_epoch}], got {done}.")
         self.epoch = int(state["epoch"])
         self._resume = (self.epoch, done)
         self._done = done
@@ -292,11 +293,11 @@ def detection_collate(
         ValueError: the images do not all have the same shape.
     """
     if not samples:
-        raise ValueError("detection_collate got an empty batch.")
+        raise YOLOv2Error("detection_collate got an empty batch.")
     images, targets, metas = zip(*samples)
     shapes = {tuple(im.shape) for im in images}
     if len(shapes) != 1:
-        raise ValueError(
+        raise YOLOv2Error(
             f"detection_collate got images of different shapes {sorted(shapes)} in one batch; "
             "a batch must share one input size (use MultiScaleBatchSampler)."
         )
@@ -319,9 +320,9 @@ def fixed_size_loader(dataset: Dataset, size: int, batch_size: int = 8, num_work
         A DataLoader of ``(images, targets, metas)`` batches (:func:`detection_collate`).
     """
     if size <= 0 or size % 32:
-        raise ValueError(f"input size must be a positive multiple of 32, got {size}.")
+        raise YOLOv2Error(f"input size must be a positive multiple of 32, got {size}.")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        raise YOLOv2Error(f"batch_size must be at least 1, got {batch_size}.")
     batches = [[(i, size) for i in range(s, min(s + batch_size, len(dataset)))]
                for s in range(0, len(dataset), batch_size)]
     return DataLoader(dataset, batch_sampler=batches, collate_fn=detection_collate, num_workers=num_workers)

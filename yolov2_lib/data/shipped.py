@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ..files import atomic_open
 from .build import box_size_table_csv
 
 __all__ = ["SHIPPED_DIR", "TABLES", "gzip_file", "gunzip_file", "rebuild"]
@@ -56,14 +57,14 @@ TABLES: dict[str, tuple[str, Callable[[Path, Path], int]]] = {
 
 def gzip_file(src: str | Path, dst: str | Path) -> None:
     """Gzip ``src`` to ``dst`` reproducibly: no file name or time in the header, level 9."""
-    with open(src, "rb") as fin, open(dst, "wb") as raw:
+    with open(src, "rb") as fin, atomic_open(dst, "wb") as raw:
         with gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=raw, mtime=0) as out:
             shutil.copyfileobj(fin, out, 1 << 20)
 
 
 def gunzip_file(src: str | Path, dst: str | Path) -> None:
     """Uncompress the gzip file ``src`` to ``dst``."""
-    with gzip.open(src, "rb") as fin, open(dst, "wb") as out:
+    with gzip.open(src, "rb") as fin, atomic_open(dst, "wb") as out:
         shutil.copyfileobj(fin, out, 1 << 20)
 
 

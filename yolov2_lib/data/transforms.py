@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..decode import letterbox_params, letterbox_resized_size
+from ..errors import YOLOv2Error
 
 __all__ = [
     "Augment",
@@ -89,12 +90,12 @@ class Augment:
 
     def __post_init__(self) -> None:
         if not 0 <= self.jitter < 0.5:
-            raise ValueError(f"Expected jitter in [0, 0.5), got {self.jitter}.")
+            raise YOLOv2Error(f"Expected jitter in [0, 0.5), got {self.jitter}.")
         if not 0 <= self.hue <= 0.5:
-            raise ValueError(f"Expected hue in [0, 0.5], got {self.hue}.")
+            raise YOLOv2Error(f"Expected hue in [0, 0.5], got {self.hue}.")
         for name in ("saturation", "exposure"):
             if getattr(self, name) < 1:
-                raise ValueError(f"Expected {name} >= 1 (1 means no change), got {getattr(self, name)}.")
+                raise YOLOv2Error(f"Expected {name} >= 1 (1 means no change), got {getattr(self, name)}.")
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def sample_params(width: int, height: int, augment: Augment, generator: torch.Ge
         The drawn :class:`AugmentParams`.
     """
     if width <= 0 or height <= 0:
-        raise ValueError(f"Expected a positive image size, got {width}x{height}.")
+        raise YOLOv2Error(f"Expected a positive image size, got {width}x{height}.")
     dw = int(width * augment.jitter)
     dh = int(height * augment.jitter)
     # int() truncates towards zero, as darknet's float -> int assignment does.
@@ -187,10 +188,10 @@ def sample_params(width: int, height: int, augment: Augment, generator: torch.Ge
 def _check_image(image: Tensor, allow_uint8: bool = False) -> None:
     if not isinstance(image, Tensor) or image.dim() != 3 or image.shape[0] != 3:
         got = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
-        raise ValueError(f"Expected an image tensor of shape (3, H, W), got {got}.")
+        raise YOLOv2Error(f"Expected an image tensor of shape (3, H, W), got {got}.")
     if not (image.is_floating_point() or (allow_uint8 and image.dtype == torch.uint8)):
         wanted = "a floating point image in [0, 1]" + (" or a uint8 image" if allow_uint8 else "")
-        raise ValueError(f"Expected {wanted}, got dtype {image.dtype}.")
+        raise YOLOv2Error(f"Expected {wanted}, got dtype {image.dtype}.")
 
 
 def to_float(image: Tensor) -> Tensor:
@@ -215,7 +216,7 @@ def crop(image: Tensor, left: int, top: int, width: int, height: int) -> Tensor:
     """
     _check_image(image, allow_uint8=True)
     if width <= 0 or height <= 0:
-        raise ValueError(f"Expected a positive crop size, got {width}x{height}.")
+        raise YOLOv2Error(f"Expected a positive crop size, got {width}x{height}.")
     _, h, w = image.shape
     # The part inside the image is a view; the rest repeats the edge (replicate padding),
     # the same pixels as indexing with clamped coordinates, without gathering them.
@@ -249,7 +250,7 @@ def resize(image: Tensor, width: int, height: int) -> Tensor:
     """
     _check_image(image, allow_uint8=True)
     if width <= 0 or height <= 0:
-        raise ValueError(f"Expected a positive size, got {width}x{height}.")
+        raise YOLOv2Error(f"Expected a positive size, got {width}x{height}.")
     if image.shape[1:] == (height, width):
         return image
     batch = image[None]
@@ -449,9 +450,9 @@ def apply_params(
     """
     _check_image(image, allow_uint8=True)
     if boxes.dim() != 2 or boxes.shape[-1] != 4:
-        raise ValueError(f"Expected boxes of shape (N, 4), got {tuple(boxes.shape)}.")
+        raise YOLOv2Error(f"Expected boxes of shape (N, 4), got {tuple(boxes.shape)}.")
     if input_size <= 0:
-        raise ValueError(f"Expected a positive input_size, got {input_size}.")
+        raise YOLOv2Error(f"Expected a positive input_size, got {input_size}.")
     _, height, width = image.shape
     crop_w = width - params.pleft - params.pright
     crop_h = height - params.ptop - params.pbot
@@ -513,6 +514,6 @@ def transform(
         params = AugmentParams()
     else:
         if generator is None:
-            raise ValueError("transform() with augment needs a generator (see sample_generator).")
+            raise YOLOv2Error("transform() with augment needs a generator (see sample_generator).")
         params = sample_params(image.shape[2], image.shape[1], augment, generator)
     return apply_params(image, boxes, input_size, params, letterbox=letterbox, min_size=min_size)

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import YOLOv2Error
+
 __all__ = ["PageWidget", "photo_url"]
 
 
@@ -37,7 +39,7 @@ def _finite(value: Any) -> Any:
     """``value`` with every float rounded to 6 significant digits; NaN and inf are refused (JSON has none)."""
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"an explorer's data must be finite, got {value!r}")
+            raise YOLOv2Error(f"an explorer's data must be finite, got {value!r}")
         return float(f"{value:.6g}")
     if isinstance(value, dict):
         return {str(k): _finite(v) for k, v in value.items()}
@@ -64,9 +66,9 @@ def photo_url(image: np.ndarray, max_side: int = 480, quality: int = 80) -> str:
 
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
-        raise ValueError(f"Expected an (h, w, 3) uint8 RGB image, got shape {arr.shape} and dtype {arr.dtype}.")
+        raise YOLOv2Error(f"Expected an (h, w, 3) uint8 RGB image, got shape {arr.shape} and dtype {arr.dtype}.")
     if max_side < 1:
-        raise ValueError(f"max_side must be positive, got {max_side}.")
+        raise YOLOv2Error(f"max_side must be positive, got {max_side}.")
     picture = Image.fromarray(arr)
     scale = min(1.0, max_side / max(arr.shape[:2]))
     if scale < 1.0:
@@ -88,7 +90,7 @@ class PageWidget:
 
     def __init__(self, kind: str, data: dict[str, Any]):
         if not resources.files(__package__).joinpath(f"{kind}.js").is_file():
-            raise ValueError(f"no in-page explorer named {kind!r}")
+            raise YOLOv2Error(f"no in-page explorer named {kind!r}")
         self.kind = kind
         self.data = _finite(data)
 

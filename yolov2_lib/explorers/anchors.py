@@ -21,6 +21,7 @@ import numpy as np
 from .. import viz
 from ..anchors import AnchorKMeans
 from . import PageWidget
+from ..errors import YOLOv2Error
 
 __all__ = ["anchor_editor"]
 
@@ -29,9 +30,9 @@ def _positive_pairs(name: str, value, rows: int | None = None) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
     expected = "(n, 2)" if rows is None else f"({rows}, 2)"
     if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0 or (rows is not None and len(arr) != rows):
-        raise ValueError(f"Expected {name} of shape {expected}, got {arr.shape}.")
+        raise YOLOv2Error(f"Expected {name} of shape {expected}, got {arr.shape}.")
     if not np.isfinite(arr).all() or (arr <= 0).any():
-        raise ValueError(f"Expected {name} to hold positive finite widths and heights.")
+        raise YOLOv2Error(f"Expected {name} to hold positive finite widths and heights.")
     return arr
 
 
@@ -73,12 +74,12 @@ def anchor_editor(
     boxes = _positive_pairs("wh", wh)
     choices = sorted(int(key) for key in centers_by_k)
     if k not in choices:
-        raise ValueError(f"k={k} is not a key of centers_by_k (keys: {choices}).")
+        raise YOLOv2Error(f"k={k} is not a key of centers_by_k (keys: {choices}).")
     centres = {key: _positive_pairs(f"centers_by_k[{key}]", centers_by_k[key], rows=key) for key in choices}
     if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
-        raise ValueError(f"grid must be a positive integer, got {grid!r}.")
+        raise YOLOv2Error(f"grid must be a positive integer, got {grid!r}.")
     if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 1:
-        raise ValueError(f"max_points must be a positive integer, got {max_points!r}.")
+        raise YOLOv2Error(f"max_points must be a positive integer, got {max_points!r}.")
     sample = boxes[viz.cluster_sample(len(boxes), max_points, seed)]
     defaults = AnchorKMeans().get_params()
     return PageWidget("anchors", {
@@ -87,6 +88,6 @@ def anchor_editor(
         "centres": {str(key): c.tolist() for key, c in centres.items()},
         "k": int(k),
         "grid": int(grid),
-        "colors": [_hex(c) for c in viz._cluster_colors(max(choices))],  # draw_clusters' colours
+        "colors": [_hex(c) for c in viz.cluster_colors(max(choices))],  # draw_clusters' colours
         "kmeans": {"max_iter": defaults["max_iter"], "tol": defaults["tol"]},
     })

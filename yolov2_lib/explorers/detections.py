@@ -19,6 +19,7 @@ from .. import viz
 from ..data import DetectionDataset
 from ..detect import Detector
 from . import PageWidget, photo_url
+from ..errors import YOLOv2Error
 
 __all__ = ["detections_explorer"]
 
@@ -29,12 +30,12 @@ SIZES: tuple[int, ...] = tuple(range(288, 609, 32))
 def _check_sizes(sizes: Sequence[int]) -> list[int]:
     sizes = list(sizes)
     if not sizes:
-        raise ValueError("detections_explorer needs at least one input size.")
+        raise YOLOv2Error("detections_explorer needs at least one input size.")
     for s in sizes:
         if isinstance(s, bool) or not isinstance(s, int) or s <= 0 or s % 32:
-            raise ValueError(f"Expected input sizes that are positive multiples of 32, got {s!r}.")
+            raise YOLOv2Error(f"Expected input sizes that are positive multiples of 32, got {s!r}.")
     if len(set(sizes)) != len(sizes):
-        raise ValueError(f"Expected distinct input sizes, got {sizes}.")
+        raise YOLOv2Error(f"Expected distinct input sizes, got {sizes}.")
     return sorted(sizes)
 
 
@@ -81,28 +82,28 @@ def detections_explorer(
         boxes drawn.
     """
     if not isinstance(detector, Detector):
-        raise ValueError(f"Expected a yolov2_lib.detect.Detector, got {type(detector).__name__}.")
+        raise YOLOv2Error(f"Expected a yolov2_lib.detect.Detector, got {type(detector).__name__}.")
     sizes = _check_sizes(sizes)
     if size not in sizes:
-        raise ValueError(f"The initial size {size} is not one of the sizes {sizes}.")
+        raise YOLOv2Error(f"The initial size {size} is not one of the sizes {sizes}.")
     if not (0.0 <= min_score <= score <= 1.0) or not math.isfinite(score):
-        raise ValueError(f"Expected 0 <= min_score <= score <= 1, got min_score={min_score}, score={score}.")
+        raise YOLOv2Error(f"Expected 0 <= min_score <= score <= 1, got min_score={min_score}, score={score}.")
     if len(dataset.class_names) != detector.num_classes:
-        raise ValueError(f"The dataset has {len(dataset.class_names)} classes, the detector "
+        raise YOLOv2Error(f"The dataset has {len(dataset.class_names)} classes, the detector "
                          f"{detector.num_classes}.")
     if bool(getattr(dataset, "letterbox", False)) != bool(detector.letterbox):
-        raise ValueError(f"The dataset letterboxes (letterbox={dataset.letterbox}) but the detector undoes "
+        raise YOLOv2Error(f"The dataset letterboxes (letterbox={dataset.letterbox}) but the detector undoes "
                          f"letterbox={detector.letterbox}: the boxes would land in the wrong place.")
     image_ids = [str(i) for i in image_ids]
     if not image_ids or len(set(image_ids)) != len(image_ids):
-        raise ValueError(f"Expected one or more distinct image ids, got {image_ids}.")
+        raise YOLOv2Error(f"Expected one or more distinct image ids, got {image_ids}.")
     known = {rec.image_id: k for k, rec in enumerate(dataset.records)}
     unknown = [i for i in image_ids if i not in known]
     if unknown:
-        raise ValueError(f"Image ids {unknown} are not in the dataset.")
+        raise YOLOv2Error(f"Image ids {unknown} are not in the dataset.")
     image_id = image_ids[0] if image_id is None else image_id
     if image_id not in image_ids:
-        raise ValueError(f"The initial image {image_id!r} is not one of {image_ids}.")
+        raise YOLOv2Error(f"The initial image {image_id!r} is not one of {image_ids}.")
     indices = [known[i] for i in image_ids]
 
     images = []

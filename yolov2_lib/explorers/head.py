@@ -20,6 +20,7 @@ import torch
 
 from .. import layout, viz
 from . import PageWidget, photo_url
+from ..errors import YOLOv2Error
 
 __all__ = ["head_explorer"]
 
@@ -58,20 +59,20 @@ def head_explorer(
         ``data-anchor`` and ``data-box``: the decoded box as pixel ``(x1, y1, x2, y2)``.
     """
     if not isinstance(raw, torch.Tensor) or raw.dim() != 3:
-        raise ValueError(f"Expected raw of shape (A*(5+C), H, W) for one image, got {getattr(raw, 'shape', raw)}.")
+        raise YOLOv2Error(f"Expected raw of shape (A*(5+C), H, W) for one image, got {getattr(raw, 'shape', raw)}.")
     anchors = torch.as_tensor(anchors)
     if anchors.dim() != 2 or anchors.shape[1] != 2 or anchors.shape[0] == 0 or not bool((anchors > 0).all()):
-        raise ValueError(f"Expected anchors of shape (A, 2) with positive sizes, got {tuple(anchors.shape)}.")
+        raise YOLOv2Error(f"Expected anchors of shape (A, 2) with positive sizes, got {tuple(anchors.shape)}.")
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"Expected an (h, w, 3) image, got shape {image.shape}.")
+        raise YOLOv2Error(f"Expected an (h, w, 3) image, got shape {image.shape}.")
     # describe_anchor checks the channels against A and C and (row, col, anchor) against the grid
     listing = viz.describe_anchor(raw, anchors, row, col, anchor, class_names)
     A, C = anchors.shape[0], len(class_names)
     _, H, W = raw.shape
     view = layout.head_view(raw[None].detach().cpu().double(), A)[0]  # (H, W, A, 5+C)
     if not bool(torch.isfinite(view).all()):
-        raise ValueError("raw holds NaN or infinite values.")
+        raise YOLOv2Error("raw holds NaN or infinite values.")
     height, width = image.shape[:2]
     data = {
         "photo": photo_url(image, max_side),

@@ -21,6 +21,7 @@ import torch
 
 from .. import viz
 from . import PageWidget, photo_url
+from ..errors import YOLOv2Error
 
 __all__ = ["location_explorer"]
 
@@ -63,22 +64,22 @@ def location_explorer(
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"Expected an (h, w, 3) image, got shape {image.shape}.")
+        raise YOLOv2Error(f"Expected an (h, w, 3) image, got shape {image.shape}.")
     priors = torch.as_tensor(anchors, dtype=torch.float64)
     if priors.dim() != 2 or priors.shape[1] != 2 or priors.shape[0] == 0 or not bool((priors > 0).all()):
-        raise ValueError(f"Expected anchors of shape (A, 2) with positive sizes, got {tuple(priors.shape)}.")
+        raise YOLOv2Error(f"Expected anchors of shape (A, 2) with positive sizes, got {tuple(priors.shape)}.")
     if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
-        raise ValueError(f"grid must be a positive integer, got {grid!r}.")
+        raise YOLOv2Error(f"grid must be a positive integer, got {grid!r}.")
     if not (0 <= row < grid and 0 <= col < grid and 0 <= anchor < priors.shape[0]):
-        raise ValueError(f"(row, col, anchor) = {(row, col, anchor)} outside the {grid} x {grid} grid "
+        raise YOLOv2Error(f"(row, col, anchor) = {(row, col, anchor)} outside the {grid} x {grid} grid "
                          f"of {priors.shape[0]} anchors.")
     if len(t) != 4:
-        raise ValueError(f"Expected t = (t_x, t_y, t_w, t_h), got {t!r}.")
+        raise YOLOv2Error(f"Expected t = (t_x, t_y, t_w, t_h), got {t!r}.")
     t = [float(v) for v in t]
     if not (t_range > 0 and math.isfinite(t_range)):
-        raise ValueError(f"t_range must be positive and finite, got {t_range!r}.")
+        raise YOLOv2Error(f"t_range must be positive and finite, got {t_range!r}.")
     if not all(abs(v) <= t_range for v in t):
-        raise ValueError(f"Expected every t in [-{t_range}, {t_range}] (the sliders' range), got {t}.")
+        raise YOLOv2Error(f"Expected every t in [-{t_range}, {t_range}] (the sliders' range), got {t}.")
     height, width = image.shape[:2]
     data = {
         "photo": photo_url(image, max_side),
