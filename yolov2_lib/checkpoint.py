@@ -13,12 +13,15 @@ Chapter 9 (training end to end) explains it.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import pickle
 import random
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,7 +30,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .errors import YOLOv2Error
-from .files import atomic_open, write_json
+from .files import atomic_open, process_alive, write_json
 from .model import YOLOv2, YOLOv2Config
 
 __all__ = [
@@ -50,7 +53,9 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` with ``torch.save`` atomically: a temporary file, fsync, then ``os.replace``.
 
     A crash at any moment leaves either the old file or the new one, never a
-    partial file; the temporary file is removed if writing fails.
+    partial file; the temporary file is removed if writing fails. A digest of
+    every tensor goes with them (``tensor_digests``), so that reading the file
+    again finds a damaged tensor and names it.
 
     Args:
         state: tensors and plain containers only (so it loads with ``weights_only=True``).
@@ -59,9 +64,47 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
+    state = {k: v for k, v in state.items() if k != DIGESTS}
+    buffer = io.BytesIO()  # serialised first: a full disk then fails in Python's write, with its errno
+    torch.save({**state, DIGESTS: _tensor_digests(state)}, buffer)
     with atomic_open(path, "wb") as f:
-        torch.save(state, f)
-    return path
+        f.write(buffer.getbuffer())
+    return Path(path)
+
+
+DIGESTS = "tensor_digests"
+
+
+def _tensors(value: Any, name: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor inside nested dicts and lists, with its path (``model/conv1.weight``)."""
+    if isinstance(value, torch.Tensor):
+        yield name, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _tensors(item, f"{name}/{key}" if name else str(key))
+    elif isinstance(value, (list, tuple)):
+        for k, item in enumerate(value):
+            yield from _tensors(item, f"{name}/{k}" if name else str(k))
+
+
+def _digest(tensor: torch.Tensor) -> str:
+    data = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _tensor_digests(state: dict[str, Any]) -> dict[str, str]:
+    return {name: _digest(tensor) for name, tensor in _tensors(state)}
+
+
+def _verify(state: Any, path: Path) -> None:
+    """Compare every tensor with the digest written with it (files written before digests pass)."""
+    if not isinstance(state, dict) or not isinstance(state.get(DIGESTS), dict):
+        return
+    expected = state[DIGESTS]
+    for name, tensor in _tensors({k: v for k, v in state.items() if k != DIGESTS}):
+        if expected.get(name) != _digest(tensor):
+            raise YOLOv2Error(f"{path} is damaged: tensor {name} differs from what was written (its digest "
+                              "does not match); use another copy or an earlier checkpoint.")
 
 
 
@@ -90,7 +133,7 @@ def _read_torch_file(path: Path, map_location: str | torch.device = "cpu") -> An
             (refused: unpickling them could run code), or it is damaged or not a PyTorch file.
     """
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" not in str(exc).lower():
             raise YOLOv2Error(f"{path} cannot be read: it is damaged or not a PyTorch file "
@@ -106,21 +149,11 @@ def _read_torch_file(path: Path, map_location: str | torch.device = "cpu") -> An
             UnicodeDecodeError, OSError) as exc:
         raise YOLOv2Error(f"{path} cannot be read: it is damaged (truncated or overwritten) or not a "
                          f"PyTorch file ({type(exc).__name__}).") from None
+    _verify(state, path)
+    return state
 
 
 _TEMPORARY = re.compile(r"^\.(last\.pt|best\.pt|history\.json)\.(\d+)\.tmp$")
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    except (OverflowError, ValueError):
-        return False  # not a possible process id
-    return True
 
 
 def _remove_stale_temporaries(folder: Path) -> list[Path]:
@@ -135,7 +168,7 @@ def _remove_stale_temporaries(folder: Path) -> list[Path]:
         if found is None or not p.is_file():
             continue
         pid = int(found.group(2))
-        if pid != os.getpid() and not _process_alive(pid):
+        if pid != os.getpid() and not process_alive(pid):
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
@@ -231,6 +264,9 @@ def model_from_checkpoint(path: str | Path, *, use_ema: bool = True,
     except RuntimeError as exc:  # weights of another network than its configuration describes
         raise YOLOv2Error(f"{path}: its weights do not fit its configuration "
                           f"({str(exc).splitlines()[0]}).") from None
+    # One truth for the anchors: the buffer just loaded (float16 in exported weights), also in the
+    # configuration a run started from these weights records, so that resuming it rebuilds the same loss.
+    model.config = replace(model.config, anchors=tuple(tuple(a) for a in model.anchors.tolist()))
     return Checkpointed(model.to(device).eval(), list(state["class_names"]),
                         TrainConfig.from_dict(state["config"]), bool(state.get("letterbox", False)), state)
 
@@ -247,7 +283,8 @@ def export_weights(checkpoint: str | Path, out: str | Path, *, half: bool = True
     repeats everything but the weights, for people to read.
 
     Args:
-        checkpoint: ``best.pt`` or ``last.pt`` of ``yolov2 train``.
+        checkpoint: ``best.pt`` or ``last.pt`` of ``yolov2 train``, or exported weights (written
+            again, e.g. in float32 or with more results).
         out: the ``.pt`` file to write (never the checkpoint itself).
         half: store floating point weights as float16.
         use_ema: export the averaged weights when the run kept them.
@@ -259,14 +296,27 @@ def export_weights(checkpoint: str | Path, out: str | Path, *, half: bool = True
     checkpoint, out = Path(checkpoint), Path(out)
     if out.resolve() == checkpoint.resolve():
         raise YOLOv2Error(f"export_weights would overwrite its input {checkpoint}; choose another output file.")
-    state = load_checkpoint(checkpoint)
+    state = _load_any(checkpoint)
     if state.get("model_config") is None:
         raise YOLOv2Error(f"{checkpoint} holds no YOLOv2 configuration to export.")
-    weights = state["ema"]["module"] if use_ema and state.get("ema") else state["model"]
-    if half:
-        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    if state["format"] == WEIGHTS_FORMAT:  # exported weights again: the same record, with these results added
+        weights = state["weights"]
+        info = {k: v for k, v in state.items() if k not in ("weights", DIGESTS)}
+        info["results"] = {**info.get("results", {}), **(results or {})}
+    else:
+        weights = state["ema"]["module"] if use_ema and state.get("ema") else state["model"]
+        info = _exported_record(state, use_ema, results)
+    weights = {k: (v.half() if half else v.float()) if v.is_floating_point() else v for k, v in weights.items()}
+    info.update(dtype="float16" if half else "float32", source_checkpoint=checkpoint.name)
+    save_checkpoint({**info, "weights": weights}, out)
+    write_json(out.with_suffix(".json"), info, indent=2)
+    return out
+
+
+def _exported_record(state: dict[str, Any], use_ema: bool, results: dict[str, Any] | None) -> dict[str, Any]:
+    """What exported weights record of the training checkpoint ``state`` (everything but the weights)."""
     train = state["history"]["train"]
-    info: dict[str, Any] = {
+    return {
         "format": WEIGHTS_FORMAT,
         "model_config": state["model_config"],
         "class_names": list(state["class_names"]),
@@ -279,12 +329,7 @@ def export_weights(checkpoint: str | Path, out: str | Path, *, half: bool = True
             "best_val_map": state.get("best_map"), "ema": bool(use_ema and state.get("ema")),
         },
         "results": dict(results or {}),
-        "dtype": "float16" if half else "float32",
-        "source_checkpoint": checkpoint.name,
     }
-    save_checkpoint({**info, "weights": weights}, out)
-    write_json(out.with_suffix(".json"), info, indent=2)
-    return out
 
 
 def _folder_name(path: str | None) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import YOLOv2Error
 from .precision import normalize
-from .runtime import quick_mode
+from .runtime import MAX_SEED, quick_mode
 
 __all__ = ["TrainConfig", "SettingError", "first_look", "changed_settings", "merge", "shown", "parse_sizes",
            "NOT_SETTINGS"]
@@ -188,11 +188,21 @@ class TrainConfig:
                                                  and math.isfinite(self.max_seconds) and self.max_seconds > 0):
             raise YOLOv2Error(f"TrainConfig.max_seconds must be None or a number of seconds > 0, "
                              f"got {self.max_seconds!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise SettingError(f"{{}} must be an integer from 0 to {MAX_SEED} (2**32 - 1), got {self.seed!r}.",
+                               "seed")
         if not self.lr > 0:
             raise YOLOv2Error(f"TrainConfig.lr must be > 0, got {self.lr}.")
+        if not math.isfinite(self.lr):
+            raise SettingError(f"{{}} must be finite, got {self.lr}.", "lr")
         if not 0 <= self.momentum < 1 or self.weight_decay < 0:
             raise YOLOv2Error(f"TrainConfig needs 0 <= momentum < 1 and weight_decay >= 0, "
                              f"got {self.momentum} and {self.weight_decay}.")
+        if not math.isfinite(self.weight_decay):
+            raise SettingError(f"{{}} must be a finite number >= 0, got {self.weight_decay}.", "weight_decay")
+        if not all(math.isfinite(s) for s in self.steps):
+            raise SettingError(f"{{}} must be finite: fractions of the run (below 1) or update numbers, "
+                               f"got {shown(self.steps)}.", "steps")
         if any(s <= 0 for s in self.steps) or not 0 < self.step_scale:
             raise YOLOv2Error(f"TrainConfig.steps must be positive and step_scale > 0, "
                              f"got {self.steps} and {self.step_scale}.")

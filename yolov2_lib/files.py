@@ -18,7 +18,8 @@ from typing import IO, Any
 
 from .errors import YOLOv2Error
 
-__all__ = ["atomic_path", "atomic_open", "write_json", "write_text", "temporary_name", "check_writable"]
+__all__ = ["atomic_path", "atomic_open", "write_json", "write_text", "temporary_name", "check_writable", "FolderLock",
+           "process_alive"]
 
 
 def temporary_name(path: Path) -> Path:
@@ -48,6 +49,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the file being written
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -99,3 +104,78 @@ def check_writable(path: str | os.PathLike, *, folder: bool) -> Path:
         raise YOLOv2Error(f"{path}: cannot write in {existing} ({exc.strerror or exc}); "
                           "choose a writable place.") from None
     return path
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    except (OverflowError, ValueError):
+        return False  # not a possible process id
+    return True
+
+
+class FolderLock:
+    """One process at a time writes into a folder: a ``.lock`` file holding its process id.
+
+    A lock left by a process that no longer runs (killed) is taken over. Use it as a context
+    manager around the writing.
+
+    Raises:
+        YOLOv2Error: on entering, when another running process holds the folder (naming its pid).
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / self.NAME
+        self.held = False
+
+    def _holder(self) -> int | None:
+        try:
+            return int(self.path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def check(self) -> None:
+        """Raise, without taking the lock, when another running process holds the folder."""
+        holder = self._holder()
+        if holder is not None and holder != os.getpid() and process_alive(holder):
+            raise YOLOv2Error(f"{self.folder} is in use by another training process (pid {holder}); "
+                              "wait for it to end, or choose another folder.")
+
+    def acquire(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self.check()
+                self.path.unlink(missing_ok=True)  # our own, or a killed process's lock: taken over
+                continue
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(f"{os.getpid()}\n")
+            except OSError:  # a full disk: no half-written lock either
+                self.path.unlink(missing_ok=True)
+                raise
+            self.held = True
+            return
+        raise YOLOv2Error(f"{self.folder}: could not take its lock {self.path}; another process keeps taking it.")
+
+    def release(self) -> None:
+        if self.held and self._holder() == os.getpid():
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+    def __enter__(self) -> "FolderLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -22,9 +22,13 @@ import numpy as np
 import torch
 
 __all__ = [
-    "seed_everything", "default_device", "check_device", "setup", "plain_warnings", "training_threads", "cpu_info", "cpu_name", "hardware", "git_commit", "provenance", "glue", "quick_mode", "bf16_disabled",
+    "MAX_SEED", "seed_everything", "default_device", "check_device", "setup", "plain_warnings", "training_threads", "cpu_info", "cpu_name", "hardware", "git_commit", "provenance", "glue", "quick_mode", "bf16_disabled",
     "tune_allocator", "allocator_tuned",
 ]  # fmt: skip
+
+
+#: The largest seed every generator takes (NumPy's limit).
+MAX_SEED = 2**32 - 1
 
 
 def seed_everything(seed: int = 0) -> None:

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()  # every command's large CPU tensors reuse freed memory (see runtime.tune_allocator)
     try:
         return args.func(args)
-    except (YOLOv2Error, FileNotFoundError) as exc:  # the one place a user's mistake becomes a line
+    except (YOLOv2Error, OSError) as exc:  # the one place a user's mistake (or a full disk) becomes a line
         print(f"yolov2 {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..errors import YOLOv2Error
 from .options import (_IMAGE_SUFFIXES, _about, _add_data_options, _class_names, _count, _device, _fraction,
-                      _HelpFormatter, _load, _positive, _precision, _precision_on_device, _side, _split, _writable)
+                      _HelpFormatter, _load, _positive, _precision, _precision_on_device, _seed, _side, _split,
+                      _writable)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -20,6 +21,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _device(args.device)
     if args.json and args.json != "-":
         _writable(Path(args.json), "--json", folder=False)
+        _never_over_the_checkpoint(Path(args.json), args.checkpoint, "--json")
+        if Path(args.json).exists() and not args.force:
+            raise YOLOv2Error(f"--json {args.json} exists; pass --force to replace it, or choose another file.")
     _precision_on_device(args)
     loaded, _ = _load(args.checkpoint, use_ema=not args.no_ema, device=args.device)
     letterbox = loaded.letterbox if args.letterbox is None else args.letterbox
@@ -43,6 +47,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             write_json(args.json, record)
             print(f"wrote {args.json}")
     return 0
+
+
+def _never_over_the_checkpoint(path: Path, checkpoint: str, option: str) -> None:
+    """Refuse, even with --force, to write an output over the checkpoint it comes from."""
+    if Path(checkpoint).is_file() and path.resolve() == Path(checkpoint).resolve():
+        raise YOLOv2Error(f"{option} {path} is the checkpoint being read; choose another file.")
 
 
 def _image_paths(inputs: list[str]) -> list[Path]:
@@ -129,11 +139,15 @@ def _cmd_anchors(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from ..checkpoint import export_weights
 
-    source, out = Path(args.checkpoint), Path(args.out)
+    from ..checkpoint import resolve
+
+    out = Path(args.out)
     if out.suffix == ".onnx":
         return _export_onnx(args, out)
-    if not source.is_file():
-        raise YOLOv2Error(f"checkpoint {source} does not exist.")
+    try:
+        source = resolve(args.checkpoint)  # a run's checkpoint, exported weights, or a shipped name
+    except FileNotFoundError as exc:
+        raise YOLOv2Error(str(exc)) from None
     if out.suffix != ".pt":
         raise YOLOv2Error(f"--out {out}: the file must end in .pt (weights; their provenance goes beside it as "
                           f".json) or .onnx (the network for ONNX runtimes).")
@@ -210,6 +224,7 @@ def _add_inference_parsers(sub) -> None:
     e.add_argument("--workers", type=_count, default=0, help="DataLoader worker processes")
     e.add_argument("--json", metavar="PATH", help="also write the result as JSON ('-': print JSON only)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e.add_argument("--force", action="store_true", help="replace the --json file when it exists")
     e.set_defaults(func=_cmd_eval)
 
     d = sub.add_parser("detect", help="draw a checkpoint's detections on your images",
@@ -257,6 +272,6 @@ def _add_inference_parsers(sub) -> None:
     a.add_argument("--split", default="train", help="split (CSV) or image set (VOC); several joined by commas")
     a.add_argument("-k", "--num-anchors", type=_positive, default=5, help="number of anchors")
     a.add_argument("--grid", type=_positive, default=13, help="grid cells per side (13 for a 416 input)")
-    a.add_argument("--seed", type=int, default=0, help="k-means seed")
+    a.add_argument("--seed", type=_seed, default=0, help="k-means seed")
     a.set_defaults(func=_cmd_anchors)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 from pathlib import Path
 
 from ..errors import YOLOv2Error
@@ -100,6 +101,13 @@ def _sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _seed(text: str) -> int:
+    """A seed every random generator takes."""
+    from ..runtime import MAX_SEED
+
+    return _number(text, int, "an integer", lambda v: 0 <= v <= MAX_SEED, f"must be from 0 to {MAX_SEED} (2**32 - 1)")
+
+
 def _float_list(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
@@ -114,7 +122,7 @@ def _anchor_values(text: str) -> list[list[float]] | str:
         pairs = [[float(v) for v in pair.split(",")] for pair in text.replace(";", " ").split()]
     except ValueError:
         pairs = []
-    if not pairs or any(len(p) != 2 or p[0] <= 0 or p[1] <= 0 for p in pairs):
+    if not pairs or any(len(p) != 2 or not all(0 < v < math.inf for v in p) for p in pairs):
         raise argparse.ArgumentTypeError(
             f"--anchors must be kmeans, voc, coco or pairs 'w,h w,h ...' in grid cells, got {text!r}")
     return pairs

@@ -46,21 +46,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..anchors import COCO_ANCHORS, VOC_ANCHORS, kmeans_anchors
+    from ..anchors import kmeans_anchors
     from ..checkpoint import load_checkpoint
     from ..config import shown
     from ..data.boxstats import record_sizes
     from ..data.catalog import split_names
     from ..data.transforms import Augment
+    from ..files import FolderLock
     from ..model import YOLOv2, YOLOv2Config
     from ..runtime import seed_everything
-    from ..train import NonFiniteLossError, Trainer
+    from ..train import NonFiniteLossError, Trainer, TrainingInterrupted
 
     out = Path(args.out)
     if args.resume and args.init:
         raise YOLOv2Error("--init starts a new run from some weights, --resume continues a run: use one of them.")
     _device(args.device)
     _writable(out, "--out", folder=True)
+    with _about("--out"):
+        FolderLock(out).check()  # before any work; training takes the lock
     resume, run = None, {}
     if args.resume:
         resume = out / "last.pt" if args.resume == "last" else Path(args.resume)
@@ -68,6 +71,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise YOLOv2Error(f"--resume: checkpoint {resume} does not exist.")
         with _about("--resume:"):
             run = load_checkpoint(resume)
+        _check_resume(args, out, resume, run)
     elif not args.force and _run_files(out):
         raise YOLOv2Error(f"--out {out} holds a run ({', '.join(_run_files(out))}): pass --resume to continue it, "
                           "--force to train a new run over it, or choose another --out.")
@@ -75,7 +79,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     seed_everything(config.seed)
     augment = None if args.no_augment else Augment(jitter=args.jitter)
     train = _split(args, args.train_split, _class_names(args))
-    train_set = train.dataset(augment=augment, letterbox=args.letterbox, seed=config.seed)
+    letterbox = bool(run.get("letterbox")) if resume else bool(args.letterbox)  # a run keeps its own
+    train_set = train.dataset(augment=augment, letterbox=letterbox, seed=config.seed)
     class_names = train.class_names
     val_set = None
     if args.val_split.lower() != "none":
@@ -84,7 +89,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise YOLOv2Error(f"--val-split {args.val_split} shares {', '.join(sorted(shared))} with --train-split "
                               f"{args.train_split}: validation on training images selects nothing; "
                               "give another split or --val-split none.")
-        val_set = _split(args, args.val_split, class_names).dataset(letterbox=args.letterbox)
+        val_set = _split(args, args.val_split, class_names).dataset(letterbox=letterbox)
 
     if resume is not None:
         if run.get("model_config") is None:
@@ -99,15 +104,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model, init_record = _initial_model(args.init, class_names)
     else:
         grid = config.eval_size // 32
-        if args.anchors == "kmeans":
-            found = kmeans_anchors(record_sizes(train.records).double(), args.num_anchors, grid, config.seed)
+        if args.anchors in (None, "kmeans"):
+            found = kmeans_anchors(record_sizes(train.records).double(), args.num_anchors or 5, grid, config.seed)
             anchors = found.anchors.tolist()
             if os.environ.get("RANK", "0") == "0":  # every torchrun process finds the same anchors
                 print(f"anchors by k-means on {found.num_boxes} training boxes (grid {grid}x{grid}), mean IoU "
                       f"{found.mean_iou:.4f}: " + " ".join(f"{w:.3f},{h:.3f}" for w, h in anchors))
         else:
-            anchors = {"voc": VOC_ANCHORS.tolist(), "coco": COCO_ANCHORS.tolist()}.get(args.anchors, args.anchors)
-        model = YOLOv2(num_classes=len(class_names), anchors=anchors, width=args.width)
+            anchors = _anchor_list(args.anchors)
+        model = YOLOv2(num_classes=len(class_names), anchors=anchors, width=args.width or 1.0)
     trainer = Trainer(model, train_set, config, val_data=val_set, class_names=class_names, resume=resume)
     if trainer.resumed_changes and trainer.rank == 0:
         print(f"from update {trainer.iteration + 1} on: " + ", ".join(
@@ -122,6 +127,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except NonFiniteLossError as exc:
         print(f"yolov2 train: error: {exc}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as exc:
+        print(f"yolov2 train: {exc}", file=sys.stderr)
+        return 130  # the shell's code for a command stopped by Ctrl-C
     except OSError as exc:  # a full disk, a folder removed midway: each checkpoint is written whole or not at all
         raise YOLOv2Error(f"writing to {out} failed ({exc.strerror or exc}); the checkpoints written before are "
                           "intact: free space or fix the folder, then --resume.") from None
@@ -134,6 +142,43 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 else f"; best val mAP@0.5 {100 * trainer.best_map:.2f}% -> {trainer.best_checkpoint}")
         print(f"done: {trainer.iteration} updates, last checkpoint {trainer.last_checkpoint}{best}")
     return 0
+
+
+def _anchor_list(value) -> list[list[float]]:
+    """``--anchors`` as (w, h) pairs in grid cells: darknet's VOC or COCO priors, or the pairs given."""
+    from ..anchors import COCO_ANCHORS, VOC_ANCHORS
+
+    return {"voc": VOC_ANCHORS, "coco": COCO_ANCHORS}[value].tolist() if isinstance(value, str) else value
+
+
+def _same_anchors(a, b) -> bool:
+    return len(a) == len(b) and all(abs(x - y) < 1e-6 for p, q in zip(a, b) for x, y in zip(p, q))
+
+
+def _check_resume(args: argparse.Namespace, out: Path, resume: Path, run: dict) -> None:
+    """Refuse, before any work, a resume that would change the run's network, its letterbox or
+    classes, or write over another run."""
+    net = run.get("model_config") or {}
+    anchors = net.get("anchors") or []
+    changed = {
+        "--width": args.width is not None and args.width != net.get("width"),
+        "--num-anchors": args.num_anchors is not None and args.num_anchors != len(anchors),
+        "--anchors": args.anchors not in (None, "kmeans") and not _same_anchors(_anchor_list(args.anchors), anchors),
+        "--letterbox": bool(args.letterbox) and not run.get("letterbox"),
+    }
+    for option, differs in changed.items():
+        if differs:
+            raise YOLOv2Error(f"{option} cannot change when resuming {resume}: the run keeps its network and "
+                              "its images; start a new run from these weights with --init instead.")
+    names = _class_names(args)
+    if names is not None and names != list(run.get("class_names") or []):
+        raise YOLOv2Error(f"--resume: {resume} detects {', '.join(run.get('class_names') or [])} but the "
+                          f"training data has {', '.join(names)}: a run continues on the same classes in "
+                          "the same order (pass --classes).")
+    files = _run_files(out)
+    if files and resume.resolve().parent != out.resolve() and not args.force:
+        raise YOLOv2Error(f"--out {out} holds another run ({', '.join(files)}): resuming {resume} there would "
+                          "replace it; choose another --out, or pass --force to replace it.")
 
 
 def _initial_model(name: str, class_names: list[str]):
@@ -166,10 +211,11 @@ def _add_train_parser(sub) -> None:
                    help="split (CSV) or image set (VOC) to train on; several joined by commas (train,val)")
     t.add_argument("--val-split", default="val", help="split to select the best checkpoint on, or 'none'")
     m = t.add_argument_group("model")
-    m.add_argument("--width", type=_width, default=1.0, help="channel multiplier (1 is darknet's network)")
-    m.add_argument("--anchors", type=_anchor_values, default="kmeans",
-                   help="kmeans (IoU k-means on the training boxes), voc, coco, or 'w,h w,h ...' in grid cells")
-    m.add_argument("--num-anchors", type=_positive, default=5, help="k for --anchors kmeans")
+    m.add_argument("--width", type=_width, help="channel multiplier (default: 1, darknet's network)")
+    m.add_argument("--anchors", type=_anchor_values,
+                   help="kmeans (IoU k-means on the training boxes; the default), voc, coco, or 'w,h w,h ...' in "
+                        "grid cells")
+    m.add_argument("--num-anchors", type=_positive, help="k for --anchors kmeans (default: 5)")
     m.add_argument("--init", metavar="CHECKPOINT",
                    help="start from these weights (a run's best.pt/last.pt, exported weights, or a shipped name "
                         "such as bccd; the EMA's when kept) with a fresh optimizer and schedule: fine-tuning. "
@@ -205,7 +251,7 @@ def _add_train_parser(sub) -> None:
     d.add_argument("--size-every", type=_positive, help=f"batches between two size draws (default: {D.size_every})")
     d.add_argument("--eval-size", type=_side,
                    help=f"input side for validation and the k-means grid (default: {D.eval_size})")
-    d.add_argument("--letterbox", action="store_true", help="keep the aspect ratio (grey borders)")
+    d.add_argument("--letterbox", action="store_true", default=None, help="keep the aspect ratio (grey borders)")
     d.add_argument("--no-augment", action="store_true", help="no jitter, flip or colour augmentation")
     d.add_argument("--jitter", type=_jitter, default=0.2, help="crop jitter, in [0, 0.5) (darknet 0.2)")
     h = t.add_argument_group("run")

@@ -36,7 +36,7 @@ import torch
 
 from ..errors import YOLOv2Error
 
-__all__ = ["box_sizes", "record_sizes", "faster_rcnn_anchors", "faster_rcnn_scale"]
+__all__ = ["box_sizes", "image_count", "record_sizes", "faster_rcnn_anchors", "faster_rcnn_scale"]
 
 _IMAGE = ("width", "height")
 _CORNERS = ("xmin", "ymin", "xmax", "ymax")
@@ -134,6 +134,17 @@ def box_sizes(
     table = np.array(sizes)  # (n, 4) box w, h and image w, h in pixels
     wh = table[:, :2] / table[:, 2:]  # (n, 2)
     return (wh, table[:, 2:]) if return_image_size else wh
+
+
+def image_count(csv_path: str | Path, *, splits: str | Sequence[str] | None = None,
+                years: str | Sequence[str] | None = None) -> int:
+    """How many images a boxes CSV (or box-size table) annotates: distinct ``(year, image_id)``
+    among its rows of the chosen splits and years (every row counts, difficult objects too)."""
+    wanted_splits, wanted_years = _wanted(splits), _wanted(years)
+    with open(csv_path, newline="") as f:
+        return len({(row.get("year", ""), row["image_id"]) for row in csv.DictReader(f)
+                    if (wanted_splits is None or row.get("split") in wanted_splits)
+                    and (wanted_years is None or row.get("year") in wanted_years)})
 
 
 def record_sizes(records: Sequence) -> torch.Tensor:

@@ -85,7 +85,7 @@ from .distributed import init_distributed
 from .overfit import OVERFIT_COLUMNS, OverfitRun, overfit_batch
 from .schedule import DarknetSchedule, ModelEMA
 from .step import NonFiniteLossError, sgd_update
-from .trainer import Trainer
+from .trainer import Trainer, TrainingInterrupted
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -95,6 +95,7 @@ __all__ = [
     "ModelEMA",
     "NonFiniteLossError",
     "Trainer",
+    "TrainingInterrupted",
     "sgd_update",
     "Checkpointed",
     "autocast_dtype",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..config import TrainConfig, changed_settings, shown
 from ..data.sampler import MultiScaleBatchSampler, detection_collate
 from ..errors import YOLOv2Error
 from ..evaluate import VOCResult
-from ..files import write_json
+from ..files import FolderLock, write_json
 from ..inference import evaluate_model
 from ..loss import YOLOv2Loss
 from ..precision import autocast, autocast_dtype
@@ -30,7 +31,40 @@ from .distributed import init_distributed
 from .schedule import DarknetSchedule, ModelEMA
 from .step import _LOSS_TERMS, NonFiniteLossError, _logged_terms, _split_list, sgd_update
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "TrainingInterrupted"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped :meth:`Trainer.fit` between two updates; ``checkpoint`` is the
+    ``last.pt`` it saved there (``None`` without an output folder)."""
+
+    def __init__(self, message: str, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+class _StopOnInterrupt:
+    """While training: a first Ctrl-C asks to stop after the current update, a second stops at once."""
+
+    requested = False
+    _previous = None
+
+    def __enter__(self) -> "_StopOnInterrupt":
+        self.requested = False
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: Ctrl-C keeps its usual meaning
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class Trainer:
@@ -162,7 +196,10 @@ class Trainer:
         }
         self.out_dir = Path(cfg.out_dir) if cfg.out_dir else None
         self.resumed_changes: dict[str, list] = {}  # setting -> [the checkpoint's value, this run's]
-        self._saved = resume is not None  # out_dir's last.pt and best.pt are this run's
+        # out_dir's last.pt and best.pt are this run's when it continues there; a run resumed into
+        # another folder removes the best.pt it finds there at its first save (another run's)
+        self._saved = (resume is not None and self.out_dir is not None
+                       and Path(resume).resolve().parent == self.out_dir.resolve())
         if self.out_dir is not None and self.rank == 0:
             _remove_stale_temporaries(self.out_dir)
         if resume is not None:
@@ -535,8 +572,17 @@ class Trainer:
         ``checkpoint_every`` updates and at the end; ``best.pt`` when the validation
         mAP improves.
 
+        Ctrl-C (SIGINT) stops training after the current update: ``last.pt`` is written there
+        and :class:`TrainingInterrupted` is raised (resuming from it continues the run as if
+        nothing happened); a second Ctrl-C stops at once.
+
+        While it runs, ``out_dir`` holds a ``.lock`` naming this process: another process
+        training into the same folder is refused (a lock left by a killed process is taken over).
+
         Raises:
             NonFiniteLossError: the loss became NaN or infinite (the last checkpoint stays).
+            TrainingInterrupted: Ctrl-C, once the run was saved.
+            YOLOv2Error: another running process trains into ``out_dir``.
         """
         from tqdm.auto import tqdm
 
@@ -550,13 +596,19 @@ class Trainer:
         threads_before = torch.get_num_threads()
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
+        interrupt = _StopOnInterrupt()
+        lock = FolderLock(self.out_dir) if self.out_dir is not None and self.rank == 0 else None
         try:
+            if lock is not None:
+                lock.acquire()  # one process at a time writes a run folder
+            interrupt.__enter__()
             while self.iteration < total and not self._out_of_time():
                 self._set_train_mode()
                 self.sampler.set_epoch(self.epoch)  # keeps a resumed position inside this epoch
                 epoch_start = time.perf_counter()
-                for images, targets, _ in self.loader:
+                for images, targets, _ in self._batches(interrupt):
                     record = self.train_step(images, targets)
+                    self._stop_if_asked(interrupt)
                     self.batch_in_epoch += 1
                     bar.update(1)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.2e}", size=record["size"])
@@ -583,11 +635,42 @@ class Trainer:
             self._epoch_line(None)
             self.save(best=best)
         finally:
+            interrupt.__exit__()
+            if lock is not None:
+                lock.release()
             bar.close()
             torch.set_num_threads(threads_before)
             self.train_seconds, self._fit_started = self.elapsed_seconds, None
             self.loader = self._make_loader()  # the old one's workers exit; the next fit() starts new ones
         return self.history
+
+    def _batches(self, interrupt: _StopOnInterrupt):
+        """The loader's batches; a worker that Ctrl-C stopped ends them like the interrupt it is."""
+        batches = iter(self.loader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except RuntimeError:
+                if interrupt.requested:
+                    self._stop_if_asked(interrupt)
+                raise
+            yield batch
+
+    def _stop_if_asked(self, interrupt: _StopOnInterrupt) -> None:
+        """After an update: on Ctrl-C, save where the run is and raise :class:`TrainingInterrupted`."""
+        asked = interrupt.requested
+        if self.world_size > 1:  # every process stops after the same update
+            flag = torch.tensor([float(asked)], device=self.device)
+            dist.all_reduce(flag)
+            asked = bool(flag.item())
+        if not asked:
+            return
+        path = self.save()
+        where = (f"saved {path}; continue with --resume" if path is not None
+                 else "nothing was saved (set out_dir to keep a checkpoint)")
+        raise TrainingInterrupted(f"interrupted after update {self.iteration}: {where}.", path)
 
     def _epoch_line(self, epoch_start: float | None) -> None:
         if not self.config.verbose or self.rank != 0 or not self.history["train"]["loss"]:
