@@ -96,6 +96,7 @@ def test_download_from_a_local_http_server_into_the_cache(tmp_path, server):
     # second fetch: served from the cache, no new request
     assert r.fetch("toy") == root and len(log) == 2
     assert not list(root.rglob("*.part")), "temporary files left behind"
+    assert not list(root.rglob(".*.tmp")), "temporary files left behind"
 
 
 def test_download_with_a_wrong_checksum_is_discarded(tmp_path, server):
@@ -106,6 +107,7 @@ def test_download_with_a_wrong_checksum_is_discarded(tmp_path, server):
         r.fetch("toy")
     assert not (tmp_path / "cache" / "toy" / "a.txt").exists()
     assert not list((tmp_path / "cache").rglob("*.part"))
+    assert not list((tmp_path / "cache").rglob(".*.tmp")), "temporary files left behind"
 
 
 def test_offline_and_missing_says_what_and_how(tmp_path):
@@ -394,6 +396,7 @@ def test_a_shipped_file_is_copied_from_the_package_even_offline(tmp_path):
     path = r.fetch("toy")
     assert path == tmp_path / "cache" / "toy" / "t.csv" and path.read_bytes() == b"a,b\n1,2\n"
     assert not list((tmp_path / "cache").rglob("*.part"))
+    assert not list((tmp_path / "cache").rglob(".*.tmp")), "temporary files left behind"
 
 
 def test_a_damaged_shipped_copy_is_refused(tmp_path):

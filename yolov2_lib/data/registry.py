@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from ..errors import YOLOv2Error
+from ..files import atomic_path
 from . import build
 from .build import BuildRecipe
 from .shipped import SHIPPED_DIR, gunzip_file
@@ -107,18 +108,11 @@ def _as_url(location: str | os.PathLike) -> str:
 def _checked_file(target: Path, sha256: str, what: str, otherwise: str) -> Iterator[Path]:
     """A temporary file beside ``target`` to write into; moved in place when the block ends and its
     SHA-256 is the registered one (else :class:`ChecksumError` names ``what``). Never left behind."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with atomic_path(target) as tmp:
         yield tmp
         actual = sha256_file(tmp)
         if actual != sha256:
             raise ChecksumError(f"{what} has SHA-256 {actual}, the registry expects {sha256}; {otherwise}")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def sha256_file(path: Path) -> str:
