@@ -867,3 +867,31 @@ def test_leak_scanner_reads_outputs_and_skips_code():
     assert local_leaks("<p>a plain page, <code>_build/html</code>, a NaN loss</p>") == []
     assert local_leaks("<p>saved to /tmp/run/best.pt</p>") == ["/tmp/"]
     assert local_leaks("<p>see .venv/lib/python3.11/site-packages/torch</p>") == ["site-packages"]
+
+
+def _exercise_pages() -> list[str]:
+    return [f"book/{p.stem}" for p in sorted((ROOT / "book").glob("*.ipynb")) if "## Exercises" in p.read_text()]
+
+
+@pytest.mark.parametrize("page_name", _exercise_pages())
+def test_hints_and_solutions_stay_closed_until_the_reader_opens_them(browser, book_server, page_name):
+    page = browser.new_page()
+    try:
+        page.goto(f"{book_server}/{page_name}.html")
+        page.wait_for_load_state("load")
+        dropdowns = page.locator(".admonition.dropdown")
+        titles = [dropdowns.nth(k).locator(".admonition-title").inner_text().strip() for k in range(dropdowns.count())]
+        assert titles.count("Hint") >= 2 and titles.count("Solution") == titles.count("Hint"), titles
+        for k in range(dropdowns.count()):
+            body = dropdowns.nth(k).locator(":scope > :not(.admonition-title):not(button)").first
+            assert not body.is_visible(), f"{page_name}: {titles[k]} {k} is open before it is asked for"
+            dropdowns.nth(k).locator(".admonition-title").click()
+            assert body.is_visible(), f"{page_name}: {titles[k]} {k} does not open"
+        cells = page.locator("div.tag_hide-cell")
+        for k in range(cells.count()):
+            code = cells.nth(k).locator(".cell_input").first
+            assert not code.is_visible(), f"{page_name}: solution code {k} is shown before it is asked for"
+            cells.nth(k).locator("summary").first.click()
+            assert code.is_visible(), f"{page_name}: solution code {k} does not open"
+    finally:
+        page.close()

@@ -57,3 +57,11 @@ def test_ssd300_predicts_8732_boxes():
     assert sum(side * side * k for _, side, k in paper.SSD300_MAPS) == 8732
     sides = [side for _, side, _ in paper.SSD300_MAPS]
     assert sides == sorted(sides, reverse=True)
+
+
+def test_table5_is_whole_and_shows_who_leads_on_coco():
+    coco = _by_name(paper.TABLE5_COCO)
+    assert len(coco) == 8  # the paper's eight rows
+    yolo, resnet = coco["YOLOv2"], coco["Faster R-CNN ResNet"]
+    assert resnet.ap > yolo.ap and resnet.ap50 > yolo.ap50 and resnet.ap75 > yolo.ap75
+    assert (coco["Fast R-CNN (ION)"].ap, coco["Fast R-CNN (ION)"].ap50, coco["Fast R-CNN (ION)"].ap75) == (20.5, 39.9, 19.4)
