@@ -153,20 +153,27 @@ def test_a_damaged_tensor_is_refused_by_name(run, tiny_data, tmp_path, capsys):
     assert "is damaged: tensor " in err
 
 
-def test_ctrl_c_saves_a_run_that_resumes(tiny_data, tmp_path):
+def _long_run(tiny_data, out: Path):
+    """``yolov2 train`` in a process of its own, for as long as it is let run; returned once it trains."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
     root = Path(__file__).resolve().parent.parent
-    out = tmp_path / "run"
     argv = _train_args(tiny_data, out, "--max-iterations", "100000", "--val-split", "none", "--eval-every", "0")
     env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "yolov2_lib.cli", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     assert "training on" in proc.stdout.readline() + proc.stdout.readline()
+    return proc
+
+
+def test_ctrl_c_saves_a_run_that_resumes(tiny_data, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    proc = _long_run(tiny_data, out)
     time.sleep(3)  # some updates
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -197,19 +204,11 @@ def test_a_run_started_from_exported_weights_resumes_bit_for_bit(run, tiny_data,
 
 
 def test_one_process_at_a_time_trains_into_a_folder(tiny_data, tmp_path, capsys):
-    import os
     import signal
-    import subprocess
-    import sys
 
-    root = Path(__file__).resolve().parent.parent
     out = tmp_path / "run"
-    argv = _train_args(tiny_data, out, "--max-iterations", "100000", "--val-split", "none", "--eval-every", "0")
-    env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    first = subprocess.Popen([sys.executable, "-m", "yolov2_lib.cli", *argv], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
+    first = _long_run(tiny_data, out)
     try:
-        assert "training on" in first.stdout.readline() + first.stdout.readline()
         import time
 
         for _ in range(300):  # fit() takes the lock just after that line
