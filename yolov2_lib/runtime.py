@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import YOLOv2Error
+
 __all__ = [
     "MAX_SEED", "seed_everything", "default_device", "check_device", "setup", "plain_warnings", "training_threads", "cpu_info", "cpu_name", "hardware", "git_commit", "provenance", "glue", "quick_mode", "bf16_disabled",
     "tune_allocator", "allocator_tuned",
@@ -56,8 +58,6 @@ def check_device(name: str | None) -> torch.device | None:
     Raises:
         YOLOv2Error: not a device name, or a device this machine or this PyTorch build lacks.
     """
-    from .errors import YOLOv2Error
-
     if name is None:
         return None
     try:
