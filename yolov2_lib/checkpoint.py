@@ -19,7 +19,7 @@ import os
 import pickle
 import random
 import re
-from dataclasses import asdict, replace
+from dataclasses import MISSING, asdict, fields, replace
 from pathlib import Path
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -209,6 +209,24 @@ def _model_config_dict(model: nn.Module) -> dict[str, Any] | None:
     values = asdict(config)
     values["anchors"] = [[float(v) for v in a] for a in config.anchors]
     return values
+
+
+def _complete_model_config(values: dict[str, Any]) -> dict[str, Any]:
+    """A saved model configuration with the fields it predates at their defaults.
+
+    A checkpoint written before a field of :class:`~yolov2_lib.model.YOLOv2Config`
+    existed built the network that field's default describes (with batch norm,
+    with the passthrough, direct location prediction), so that is its value.
+
+    Args:
+        values: the ``model_config`` of a checkpoint.
+
+    Returns:
+        A new dictionary with every field of ``YOLOv2Config``.
+    """
+    missing = {f.name: f.default for f in fields(YOLOv2Config)
+               if f.name not in values and f.default is not MISSING}
+    return {**values, **missing}
 
 
 

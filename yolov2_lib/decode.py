@@ -16,6 +16,17 @@ anchor (prior) of size ``(p_w, p_h)`` in grid-cell units, YOLO v2 predicts
 
 so every box is in normalised ``cxcywh`` image units and its centre cannot
 leave the cell that predicts it.
+
+``location="offset"`` reads the same four numbers the unconstrained way of
+Faster R-CNN's region proposal network, the alternative the paper rejects: the
+anchor sits at the centre of its cell and ``t_x, t_y`` move it by multiples of
+its own size, with no sigmoid, so the centre can land anywhere in the image::
+
+    b_x = (c_x + 0.5 + t_x * p_w) / W     b_w = p_w * exp(t_w) / W
+    b_y = (c_y + 0.5 + t_y * p_h) / H     b_h = p_h * exp(t_h) / H
+
+Every function that reads or writes boxes takes ``location``
+(:data:`LOCATIONS`); a detector records its own in ``YOLOv2Config.location``.
 """
 
 from __future__ import annotations
@@ -30,9 +41,11 @@ from .boxes import batched_nms, cxcywh_to_xyxy
 from .errors import YOLOv2Error
 
 __all__ = [
+    "LOCATIONS",
     "Decoded",
     "Letterbox",
     "cell_offsets",
+    "check_location",
     "decode_boxes",
     "encode_boxes",
     "decode",
@@ -43,6 +56,31 @@ __all__ = [
     "letterbox_resized_size",
     "postprocess",
 ]
+
+
+LOCATIONS = ("direct", "offset")
+"""The readings of ``t_x, t_y``: YOLO v2's sigmoid offset in the cell, or the RPN-style offset."""
+
+
+def check_location(location: str) -> str:
+    """Check that ``location`` names one of the two readings of the box centre.
+
+    Args:
+        location: ``"direct"`` (YOLO v2's ``sigmoid(t_x) + c_x``) or ``"offset"``
+            (the RPN-style ``c_x + 0.5 + t_x * p_w``).
+
+    Returns:
+        ``location`` itself.
+
+    Raises:
+        YOLOv2Error: any other value, with the allowed ones.
+    """
+    if not isinstance(location, str) or location not in LOCATIONS:
+        raise YOLOv2Error(
+            f"location must be one of {', '.join(map(repr, LOCATIONS))} (direct location prediction, or "
+            f"the unconstrained RPN-style offset), got {location!r}."
+        )
+    return location
 
 
 class Decoded(NamedTuple):
@@ -130,44 +168,53 @@ def cell_offsets(height: int, width: int, *, dtype: torch.dtype | None = None,
 # ---------------------------------------------------------------- boxes
 
 
-def decode_boxes(t: Tensor, anchors: Tensor | Sequence[Sequence[float]]) -> Tensor:
+def decode_boxes(t: Tensor, anchors: Tensor | Sequence[Sequence[float]], location: str = "direct") -> Tensor:
     """Turn raw ``(t_x, t_y, t_w, t_h)`` into normalised ``cxcywh`` boxes.
 
     Args:
         t: (..., H, W, A, 4) raw box predictions.
         anchors: (A, 2) anchor widths and heights in grid-cell units.
+        location: ``"direct"``, ``b_x = (sigmoid(t_x) + c_x) / W``, or ``"offset"``,
+            ``b_x = (c_x + 0.5 + t_x p_w) / W`` (see the module docstring).
 
     Returns:
         (..., H, W, A, 4) boxes ``(b_x, b_y, b_w, b_h)`` in [0, 1] image units
-        (sizes may exceed 1).
+        (sizes may exceed 1; with ``"offset"`` centres may leave the image).
     """
+    check_location(location)
     anchors = _as_anchors(anchors, t) if isinstance(t, Tensor) else anchors
     _check_grid_tensor(t, anchors, "t")
     H, W = t.shape[-4], t.shape[-3]
     c_x, c_y = cell_offsets(H, W, dtype=t.dtype, device=t.device)
-    b_x = (torch.sigmoid(t[..., 0]) + c_x) / W  # (..., H, W, A)
-    b_y = (torch.sigmoid(t[..., 1]) + c_y) / H
+    if location == "direct":
+        b_x = (torch.sigmoid(t[..., 0]) + c_x) / W  # (..., H, W, A)
+        b_y = (torch.sigmoid(t[..., 1]) + c_y) / H
+    else:  # the anchor centred in its cell, moved by t times its own size
+        b_x = (c_x + 0.5 + t[..., 0] * anchors[:, 0]) / W  # (..., H, W, A)
+        b_y = (c_y + 0.5 + t[..., 1] * anchors[:, 1]) / H
     b_w = anchors[:, 0] * torch.exp(t[..., 2]) / W
     b_h = anchors[:, 1] * torch.exp(t[..., 3]) / H
     return torch.stack((b_x, b_y, b_w, b_h), dim=-1)  # (..., H, W, A, 4)
 
 
-def encode_boxes(boxes: Tensor, anchors: Tensor | Sequence[Sequence[float]]) -> Tensor:
+def encode_boxes(boxes: Tensor, anchors: Tensor | Sequence[Sequence[float]], location: str = "direct") -> Tensor:
     """Exact inverse of :func:`decode_boxes`.
 
     Args:
-        boxes: (..., H, W, A, 4) normalised ``cxcywh`` boxes; the box at grid
-            position (row i, column j) must have its centre strictly inside cell (i, j).
+        boxes: (..., H, W, A, 4) normalised ``cxcywh`` boxes; with ``"direct"`` the box
+            at grid position (row i, column j) must have its centre strictly inside cell (i, j).
         anchors: (A, 2) anchor widths and heights in grid-cell units.
+        location: ``"direct"`` or ``"offset"``, as for :func:`decode_boxes`.
 
     Returns:
-        (..., H, W, A, 4) raw ``(t_x, t_y, t_w, t_h)`` with
-        ``t_x = logit(b_x * W - c_x)`` and ``t_w = log(b_w * W / p_w)``.
+        (..., H, W, A, 4) raw ``(t_x, t_y, t_w, t_h)`` with ``t_w = log(b_w * W / p_w)`` and
+        ``t_x = logit(b_x * W - c_x)`` (direct) or ``t_x = (b_x * W - c_x - 0.5) / p_w`` (offset).
 
     Raises:
-        ValueError: when a centre is not strictly inside its cell (the logit would
-            be infinite) or a width or height is not positive.
+        ValueError: when a width or height is not positive, or (direct) a centre is not
+            strictly inside its cell (the logit would be infinite).
     """
+    check_location(location)
     anchors = _as_anchors(anchors, boxes) if isinstance(boxes, Tensor) else anchors
     _check_grid_tensor(boxes, anchors, "boxes")
     H, W = boxes.shape[-4], boxes.shape[-3]
@@ -175,6 +222,10 @@ def encode_boxes(boxes: Tensor, anchors: Tensor | Sequence[Sequence[float]]) -> 
     offset_x = boxes[..., 0] * W - c_x  # (..., H, W, A), in (0, 1) when inside the cell
     offset_y = boxes[..., 1] * H - c_y
     offsets = torch.stack((offset_x, offset_y), dim=-1)
+    if location == "offset":
+        _check_sizes(boxes[..., 2:])
+        t_xy = (offsets - 0.5) / anchors  # (..., H, W, A, 2): from the cell's centre, in anchor sizes
+        return torch.cat((t_xy, _size_targets(boxes, anchors, H, W)), dim=-1)  # (..., H, W, A, 4)
     outside = ~((offsets > 0) & (offsets < 1)).all(dim=-1)
     if bool(outside.any()):
         where = outside.nonzero()[0].tolist()
@@ -182,31 +233,43 @@ def encode_boxes(boxes: Tensor, anchors: Tensor | Sequence[Sequence[float]]) -> 
             f"Box centre outside its cell at index {where} of (..., H, W, A): in-cell offset "
             f"{offsets[tuple(where)].tolist()} is not strictly between 0 and 1."
         )
-    sizes = boxes[..., 2:]
+    _check_sizes(boxes[..., 2:])
+    t_xy = torch.logit(offsets)
+    return torch.cat((t_xy, _size_targets(boxes, anchors, H, W)), dim=-1)  # (..., H, W, A, 4)
+
+
+def _check_sizes(sizes: Tensor) -> None:
+    """Raise naming the first (..., H, W, A) index whose (w, h) is not positive."""
     bad_size = ~(sizes > 0).all(dim=-1)
     if bool(bad_size.any()):
         where = bad_size.nonzero()[0].tolist()
         raise YOLOv2Error(
             f"Non-positive box size at index {where} of (..., H, W, A): (w, h) = {sizes[tuple(where)].tolist()}."
         )
-    t_xy = torch.logit(offsets)
+
+
+def _size_targets(boxes: Tensor, anchors: Tensor, H: int, W: int) -> Tensor:
+    """(..., H, W, A, 2) ``(t_w, t_h) = log(b_w W / p_w), log(b_h H / p_h)``: the same for both locations."""
     t_w = torch.log(boxes[..., 2] * W / anchors[:, 0])
     t_h = torch.log(boxes[..., 3] * H / anchors[:, 1])
-    return torch.cat((t_xy, t_w.unsqueeze(-1), t_h.unsqueeze(-1)), dim=-1)  # (..., H, W, A, 4)
+    return torch.stack((t_w, t_h), dim=-1)
 
 
-def decode(raw: Tensor, anchors: Tensor | Sequence[Sequence[float]], num_classes: int) -> Decoded:
+def decode(raw: Tensor, anchors: Tensor | Sequence[Sequence[float]], num_classes: int,
+           location: str = "direct") -> Decoded:
     """Decode the raw head tensor into boxes, objectness and class probabilities.
 
     Args:
         raw: (B, A*(5+C), H, W) head output, darknet channel order (see ``layout``).
         anchors: (A, 2) anchors in grid-cell units.
         num_classes: C.
+        location: how ``t_x, t_y`` are read, ``"direct"`` or ``"offset"`` (:func:`decode_boxes`).
 
     Returns:
         :class:`Decoded` with boxes (B, H, W, A, 4) normalised ``cxcywh``, objectness
         (B, H, W, A) after a sigmoid and class_probs (B, H, W, A, C) after a softmax.
     """
+    check_location(location)
     if not isinstance(raw, Tensor) or raw.dim() != 4:
         shape = tuple(raw.shape) if isinstance(raw, Tensor) else type(raw).__name__
         raise YOLOv2Error(f"Expected raw of shape (B, A*(5+C), H, W), got {shape}.")
@@ -225,7 +288,7 @@ def decode(raw: Tensor, anchors: Tensor | Sequence[Sequence[float]], num_classes
     # A channels-last head gives this layout as it is; from NCHW one copy is cheaper than a
     # softmax over a strided last dimension (7x slower at 416 with 20 classes).
     view = view.contiguous()
-    boxes = decode_boxes(view[..., :4], anchors)
+    boxes = decode_boxes(view[..., :4], anchors, location)
     objectness = torch.sigmoid(view[..., 4])
     class_probs = torch.softmax(view[..., 5:], dim=-1)
     return Decoded(boxes, objectness, class_probs)
@@ -271,6 +334,7 @@ def candidates(
     *,
     image_size: Sequence[float] | None = None,
     index: int = 0,
+    location: str = "direct",
 ) -> Candidates:
     """Every (box, class) pair of one image whose class-specific score is above the threshold.
 
@@ -285,11 +349,12 @@ def candidates(
         conf_threshold: keep pairs with a score strictly above this.
         image_size: (width, height) of the image in pixels; ``None`` keeps normalised boxes.
         index: which image of the batch.
+        location: ``"direct"`` or ``"offset"``, as for :func:`decode_boxes`.
 
     Returns:
         :class:`Candidates`, in (row, column, anchor, class) order.
     """
-    decoded = decode(raw, anchors, num_classes)
+    decoded = decode(raw, anchors, num_classes, location)
     if not 0 <= index < raw.shape[0]:
         raise YOLOv2Error(f"index {index} out of range for a batch of {raw.shape[0]}.")
     scores = class_scores(decoded)[index].reshape(-1, num_classes)  # (H*W*A, C)
@@ -430,6 +495,7 @@ def postprocess(
     image_sizes: Sequence[Sequence[float]] | Tensor | None = None,
     letterbox: bool = False,
     clip: bool = True,
+    location: str = "direct",
 ) -> list[Tensor]:
     """Detections per image: scores, threshold, class-wise NMS, top-k, original pixels.
 
@@ -450,6 +516,8 @@ def postprocess(
         letterbox: the input held the image letterboxed (see :func:`letterbox_params`);
             undo scale and padding. Otherwise the image was stretched to the input.
         clip: clip boxes to the image (to [0, 1] when ``image_sizes`` is None).
+        location: how the detector reads ``t_x, t_y``, ``"direct"`` or ``"offset"``
+            (:func:`decode_boxes`; a model's ``config.location``).
 
     Returns:
         One (N_i, 6) tensor per image, rows ``(x1, y1, x2, y2, score, class)`` sorted
@@ -457,7 +525,7 @@ def postprocess(
     """
     if top_k is not None and top_k < 0:
         raise YOLOv2Error(f"Expected top_k >= 0 or None, got {top_k}.")
-    decoded = decode(raw, anchors, num_classes)
+    decoded = decode(raw, anchors, num_classes, location)
     B = raw.shape[0]
     sizes = _image_sizes(image_sizes, B) if image_sizes is not None else None
     if letterbox and sizes is not None:

@@ -44,7 +44,8 @@ class Detector:
 
     Args:
         model: a :class:`~yolov2_lib.model.YOLOv2` (anything with ``anchors``,
-            ``num_classes`` and a raw-head ``forward``).
+            ``num_classes`` and a raw-head ``forward``); boxes are decoded the way its
+            ``config.location`` says (``"direct"`` when it has none).
         precision: ``"auto"`` (the fastest the device computes natively),
             ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         channels_last: run in channels-last memory layout.
@@ -93,6 +94,7 @@ class Detector:
         self.anchors: Tensor = model.anchors
         self.num_classes: int = model.num_classes
         self.in_channels: int = getattr(getattr(model, "config", None), "in_channels", 3)
+        self.location: str = getattr(getattr(model, "config", None), "location", "direct")
 
     @property
     def precision(self) -> str:
@@ -151,7 +153,7 @@ class Detector:
             return postprocess(
                 raw, self.anchors, self.num_classes, conf_threshold=self.conf_threshold,
                 nms_threshold=self.nms_threshold, top_k=self.top_k, input_size=(w, h),
-                image_sizes=image_sizes, letterbox=self.letterbox,
+                image_sizes=image_sizes, letterbox=self.letterbox, location=self.location,
             )
 
     def __repr__(self) -> str:

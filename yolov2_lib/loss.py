@@ -50,6 +50,14 @@ Two small departures, both documented where they matter: a centre exactly at
 truth with ``g_x = 0`` is a box like any other (darknet reads it as the end of
 the list).
 
+**The RPN-style ablation.** With ``location="offset"`` (see :mod:`yolov2_lib.decode`)
+the centre is read without a sigmoid, ``b_x = (c_x + 0.5 + t_x p_w) / W``, and the
+terms that involve it change accordingly: the responsible anchor regresses the raw
+``t_x -> (g_x W - i - 0.5) / p_w`` (likewise ``t_y``) with the same weight and the
+same ``0.5 * scale * (target - t_x)^2`` form, the warm-up pulls ``t_x, t_y`` to 0
+(the anchor's centre), and the IoUs that decide the ignored anchors and the
+rescore target use boxes decoded the same way. Everything else is as above.
+
 Note on ``seen``: darknet increments its image counter *before* the forward
 pass, so to match it exactly pass the number of images including the current
 batch.
@@ -65,7 +73,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .boxes import aligned_box_iou, box_iou, cxcywh_to_xyxy, wh_iou
-from .decode import decode_boxes
+from .decode import check_location, decode_boxes
 from .errors import YOLOv2Error
 from .layout import FIELDS, HeadFields, head_view
 
@@ -182,6 +190,9 @@ class YOLOv2Loss(nn.Module):
             truth (True) or 1 (False).
         warmup_images: pull anchors to their priors while ``seen`` is below this (12,800).
         prior_scale: weight of that pull (0.01).
+        location: how ``t_x, t_y`` place the centre: ``"direct"`` (YOLO v2's
+            ``sigmoid(t_x) + c_x``, darknet's loss) or ``"offset"`` (RPN-style, see
+            the module docstring); the model's ``config.location``.
 
     Call it as ``loss(output, targets, seen)`` with the raw head output
     (B, A*(5+C), H, W), a list of B tensors (N_i, 5) of rows
@@ -204,8 +215,10 @@ class YOLOv2Loss(nn.Module):
         rescore: bool = True,
         warmup_images: int = 12800,
         prior_scale: float = 0.01,
+        location: str = "direct",
     ) -> None:
         super().__init__()
+        self.location = check_location(location)
         anchors = torch.as_tensor(anchors, dtype=torch.float64).detach().clone()
         if anchors.dim() != 2 or anchors.shape[1] != 2 or anchors.shape[0] == 0:
             raise YOLOv2Error(f"Expected anchors of shape (A, 2) with A >= 1, got {tuple(anchors.shape)}.")
@@ -233,7 +246,7 @@ class YOLOv2Loss(nn.Module):
             f"num_anchors={self.num_anchors}, num_classes={self.num_classes}, "
             f"object_scale={self.object_scale}, noobject_scale={self.noobject_scale}, "
             f"class_scale={self.class_scale}, coord_scale={self.coord_scale}, thresh={self.thresh}, "
-            f"rescore={self.rescore}, warmup_images={self.warmup_images}"
+            f"rescore={self.rescore}, warmup_images={self.warmup_images}, location={self.location!r}"
         )
 
     def forward(self, output: Tensor, targets: Sequence[Tensor], seen: int) -> LossOutput:
@@ -322,7 +335,8 @@ class YOLOv2Loss(nn.Module):
         fields = HeadFields(*box.unbind(-1), class_logits)  # tx, ty, tw, th, to: (B, H, W, A) each
 
         with torch.no_grad():
-            pred = cxcywh_to_xyxy(decode_boxes(box[..., :4], self.anchors.to(output.dtype)))  # (B, H, W, A, 4)
+            pred = cxcywh_to_xyxy(decode_boxes(box[..., :4], self.anchors.to(output.dtype), self.location))
+            # pred: (B, H, W, A, 4)
         assigned = self.assign(pred, truth, image, counts)
         terms = [t / B for t in self.terms(fields, truth, assigned, seen)]
 
@@ -418,7 +432,10 @@ class YOLOv2Loss(nn.Module):
         Returns:
             The five terms, each a scalar not yet divided by the batch size.
         """
-        x, y, o = f.tx.sigmoid(), f.ty.sigmoid(), f.to.sigmoid()  # (B, H, W, A)
+        direct = self.location == "direct"
+        o = f.to.sigmoid()  # (B, H, W, A)
+        # The centre as the loss sees it: sigmoid(t_x) (direct) or t_x itself (offset).
+        x, y = (f.tx.sigmoid(), f.ty.sigmoid()) if direct else (f.tx, f.ty)  # (B, H, W, A)
         w, h = f.tw, f.th  # sizes stay raw: t_w is compared with log(g_w W / p_w)
         H, W = x.shape[1:3]
         # Negatives: objectness to 0. Ignored anchors (a box already on a truth) escape.
@@ -427,13 +444,16 @@ class YOLOv2Loss(nn.Module):
         free = ~a.responsible
         prior = x.new_zeros(())
         if seen < self.warmup_images:
-            to_prior = (x - 0.5).square() + (y - 0.5).square() + w.square() + h.square()
+            centre = 0.5 if direct else 0.0  # the middle of the cell: sigmoid(t_x) = 0.5, or t_x = 0
+            to_prior = (x - centre).square() + (y - centre).square() + w.square() + h.square()
             prior = 0.5 * self.prior_scale * (free * to_prior).sum()
         # The responsible anchor of each truth: coordinates, objectness, classes.
         _, gj, gi, best_a = a.at
         gx, gy, gw, gh = truth[:, 1:].unbind(-1)  # (T,) normalised centre and size
         p_w, p_h = self.anchors.to(x.dtype)[best_a].unbind(-1)  # (T,) grid cells
         t_x, t_y = gx * W - gi, gy * H - gj  # targets of sigmoid(t_x), sigmoid(t_y)
+        if not direct:  # targets of the raw t_x, t_y: from the cell's centre, in anchor sizes
+            t_x, t_y = (t_x - 0.5) / p_w, (t_y - 0.5) / p_h
         t_w, t_h = torch.log(gw * W / p_w), torch.log(gh * H / p_h)  # targets of t_w, t_h
         coord_err = (t_x - x[a.at]).square() + (t_y - y[a.at]).square() \
             + (t_w - w[a.at]).square() + (t_h - h[a.at]).square()

@@ -12,6 +12,11 @@ adds:
 
 The paper's text describes the earlier version (reorg straight from the
 26x26x512 map to 13x13x2048, concat 3072): ``passthrough_channels=None``.
+Three switches of :class:`YOLOv2Config` take one of the paper's ideas out, to
+measure what it brings: ``batch_norm=False`` (plain convolutions with a bias),
+``passthrough=False`` (no passthrough branch: the last 3x3 conv reads the
+1024 channels alone) and ``location="offset"`` (the RPN-style box centre of
+:mod:`yolov2_lib.decode`, read by the loss and the decoder, not by the network).
 The network is fully convolutional: any input whose sides are multiples
 of 32 gives a (B, A*(5+C), H/32, W/32) map. The model returns that raw
 tensor; it does not know how it is trained (see ``loss.py``).
@@ -27,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .decode import check_location
 from .errors import YOLOv2Error
 from .passthrough import REORG_ORDERS, Reorg
 
@@ -192,6 +198,7 @@ class Darknet19Backbone(nn.Module):
         width: channel multiplier.
         in_channels: image channels.
         leaky_slope, bn_eps, bn_momentum: see :class:`ConvBlock`.
+        batch_norm: batch norm after every convolution (``False``: convolutions with a bias).
     """
 
     def __init__(
@@ -201,10 +208,11 @@ class Darknet19Backbone(nn.Module):
         leaky_slope: float = 0.1,
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
+        batch_norm: bool = True,
     ) -> None:
         super().__init__()
         ch = lambda c: scaled_channels(c, width)  # noqa: E731
-        kw = dict(leaky_slope=leaky_slope, bn_eps=bn_eps, bn_momentum=bn_momentum)
+        kw = dict(leaky_slope=leaky_slope, bn_eps=bn_eps, bn_momentum=bn_momentum, batch_norm=batch_norm)
         c32, c64, c128, c256, c512, c1024 = (ch(c) for c in (32, 64, 128, 256, 512, 1024))
         self.in_channels = in_channels
         self.out_channels = (c512, c1024)
@@ -295,6 +303,13 @@ class YOLOv2Config:
             ``"space_to_depth"``.
         in_channels: image channels.
         leaky_slope, bn_eps, bn_momentum: see :class:`ConvBlock`.
+        batch_norm: batch norm after every convolution but the head's; ``False``
+            makes each a plain convolution with a bias (the head is the same either way).
+        passthrough: the passthrough branch from the 26x26 map; ``False`` drops it and
+            the last 3x3 conv reads only the 1024 channels of the 13x13 map.
+        location: how the loss and the decoder read ``t_x, t_y``: ``"direct"``
+            (YOLO v2's sigmoid offset in the cell) or ``"offset"`` (RPN-style, see
+            :mod:`yolov2_lib.decode`). The network itself is the same.
     """
 
     num_classes: int = 20
@@ -306,6 +321,9 @@ class YOLOv2Config:
     leaky_slope: float = 0.1
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
+    batch_norm: bool = True
+    passthrough: bool = True
+    location: str = "direct"
 
 
 class Passthrough(nn.Module):
@@ -344,6 +362,7 @@ class YOLOv2(_Fusable, nn.Module):
     Attributes:
         anchors: (A, 2) buffer of priors in grid cells.
         backbone: the :class:`Darknet19Backbone`, returning the 26x26 and 13x13 maps.
+        passthrough: the :class:`Passthrough` branch, ``None`` when the config turns it off.
     """
 
     stride = STRIDE
@@ -360,8 +379,13 @@ class YOLOv2(_Fusable, nn.Module):
             raise YOLOv2Error(f"reorg must be one of {REORG_ORDERS}, got {config.reorg!r}.")
         if config.passthrough_channels is not None and config.passthrough_channels < 1:
             raise YOLOv2Error(f"passthrough_channels must be None or >= 1, got {config.passthrough_channels}.")
+        for name in ("batch_norm", "passthrough"):
+            if not isinstance(getattr(config, name), bool):
+                raise YOLOv2Error(f"{name} must be True or False, got {getattr(config, name)!r}.")
+        check_location(config.location)
         self.config = config
-        kw = dict(leaky_slope=config.leaky_slope, bn_eps=config.bn_eps, bn_momentum=config.bn_momentum)
+        kw = dict(leaky_slope=config.leaky_slope, bn_eps=config.bn_eps, bn_momentum=config.bn_momentum,
+                  batch_norm=config.batch_norm)
         c1024 = scaled_channels(1024, config.width)
         mid = config.passthrough_channels and scaled_channels(config.passthrough_channels, config.width)
         num_outputs = len(anchors) * (5 + config.num_classes)
@@ -370,8 +394,9 @@ class YOLOv2(_Fusable, nn.Module):
         self.backbone = Darknet19Backbone(config.width, config.in_channels, **kw)  # layers 0-22
         c512 = self.backbone.out_channels[0]
         self.neck = nn.Sequential(ConvBlock(c1024, c1024, 3, **kw), ConvBlock(c1024, c1024, 3, **kw))  # 23-24
-        self.passthrough = Passthrough(c512, mid, config.reorg, **kw)  # 25-27
-        self.merge = ConvBlock(self.passthrough.out_channels + c1024, c1024, 3, **kw)  # 28-29
+        self.passthrough = Passthrough(c512, mid, config.reorg, **kw) if config.passthrough else None  # 25-27
+        fine_channels = self.passthrough.out_channels if self.passthrough is not None else 0
+        self.merge = ConvBlock(fine_channels + c1024, c1024, 3, **kw)  # 28-29
         self.head = ConvBlock(c1024, num_outputs, 1, batch_norm=False, activation=None)  # 30
 
     @property
@@ -393,6 +418,9 @@ class YOLOv2(_Fusable, nn.Module):
         _check_image_batch(x, self.config.in_channels, "YOLOv2")
         fine, coarse = self.backbone(x)  # (B, 512, H/16, W/16), (B, 1024, H/32, W/32)
         coarse = self.neck(coarse)  # (B, 1024, H/32, W/32)
+        if self.passthrough is None:
+            x = self.merge(coarse)  # (B, 1024, H/32, W/32): no fine features
+            return self.head(x)  # (B, A*(5+C), H/32, W/32)
         fine = self.passthrough(fine)  # (B, 256, H/32, W/32)
         x = torch.cat([fine, coarse], dim=1)  # (B, 1280, H/32, W/32): darknet's [route] -1,-4
         x = self.merge(x)  # (B, 1024, H/32, W/32)
@@ -460,8 +488,9 @@ def prime_batch_norm(model: nn.Module, images: Tensor) -> nn.Module:
     not normalise and the signal fades layer after layer (chapter 2). One
     forward pass in training mode with ``momentum=None`` (a plain average of
     the batches seen) makes each running mean and variance those of this
-    batch; the momenta are restored afterwards. Chapters 2 and 7 use it on a
-    photo before looking at an untrained network's activations.
+    batch; the momenta are restored afterwards. Chapter 7 and chapter 2's Going
+    deeper page use it on a photo before looking at an untrained network's
+    activations.
 
     Args:
         model: any module containing ``nn.BatchNorm2d`` layers.

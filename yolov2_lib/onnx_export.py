@@ -239,11 +239,17 @@ def export_onnx(
         the measured differences.
 
     Raises:
-        ValueError: a bad argument.
+        ValueError: a bad argument, or a model with ``location="offset"`` (its readers
+            decode the head with direct location prediction).
         RuntimeError: the exported head differs from PyTorch's by more than ``tolerance``.
         ImportError: ``onnx``/``onnxscript`` (or ``onnxruntime`` for the check) missing.
     """
     _check_model(model)
+    location = getattr(getattr(model, "config", None), "location", "direct")
+    if location != "direct":
+        raise YOLOv2Error(f"export_onnx writes detectors with direct location prediction, the decoding its "
+                          f"readers (the browser page, onnx_metadata's users) implement; this model uses "
+                          f"location={location!r}.")
     if weights not in WEIGHT_MODES:
         raise YOLOv2Error(f"weights must be one of {WEIGHT_MODES}, got {weights!r}.")
     if input_size <= 0 or input_size % STRIDE:

@@ -219,7 +219,8 @@ def network_stages(model: YOLOv2, input_size: int | tuple[int, int] = 416) -> li
     the two 3 x 3 convolutions on the 13 x 13 map, the passthrough branch
     from darknet layer 16 (1 x 1 conv, reorg), the concatenation, the last
     3 x 3 convolution and the 1 x 1 head. Chapters 2 and 7 draw it with
-    ``viz.draw_network``.
+    ``viz.draw_network``. A model without the passthrough has neither its
+    stages nor the concatenation (and darknet's layer numbers after it move up).
 
     Args:
         model: a :class:`YOLOv2`.
@@ -234,7 +235,7 @@ def network_stages(model: YOLOv2, input_size: int | tuple[int, int] = 416) -> li
     rows = layer_table(model, input_size)
     n_backbone = _count_layers(model.backbone)
     n_neck = _count_layers(model.neck)
-    n_pass = _count_layers(model.passthrough)
+    n_pass = _count_layers(model.passthrough) if model.passthrough is not None else 0
     backbone = rows[:n_backbone]
     neck = rows[n_backbone:n_backbone + n_neck]
     passthrough = rows[n_backbone + n_neck:n_backbone + n_neck + n_pass]
@@ -257,6 +258,9 @@ def network_stages(model: YOLOv2, input_size: int | tuple[int, int] = 416) -> li
     first = neck[0].index
     stages.append(_conv_stage(neck, "main", tuple(range(first, first + len(neck)))))
     after = first + len(neck)  # darknet's layer 25, the route back to layer 16
+    if not passthrough:  # no route, reorg and concat: the last 3x3 conv is darknet's layer 25
+        stages.append(_conv_stage([merge], "main", (after,)))
+        return stages + [_head_stage(model, head, after + 1)]
     for k, r in enumerate(passthrough):
         layer = (after + 1 + k,)
         if r.type == "reorg":
@@ -268,7 +272,10 @@ def network_stages(model: YOLOv2, input_size: int | tuple[int, int] = 416) -> li
     parts = f"{passthrough[-1].output_shape[0]} + {neck[-1].output_shape[0]} channels"
     stages.append(Stage("concat", parts, "main", merge.input_shape, (concat,), 0, 0))
     stages.append(_conv_stage([merge], "main", (concat + 1,)))
+    return stages + [_head_stage(model, head, concat + 2)]
+
+
+def _head_stage(model: YOLOv2, head: LayerRow, layer: int) -> Stage:
     a, c = model.num_anchors, model.num_classes
-    stages.append(Stage("conv 1x1, linear", f"{a} anchors x (5 + {c})", "head", head.output_shape,
-                        (concat + 2,), head.params, head.flops))
-    return stages
+    return Stage("conv 1x1, linear", f"{a} anchors x (5 + {c})", "head", head.output_shape, (layer,),
+                 head.params, head.flops)

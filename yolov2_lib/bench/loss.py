@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator().manual_seed(0)
 
     model = YOLOv2(num_classes=num_classes, width=args.width).to(device)
-    loss_fn = YOLOv2Loss(model.anchors.detach().cpu(), num_classes).to(device)
+    loss_fn = YOLOv2Loss(model.anchors.detach().cpu(), num_classes, location=model.config.location).to(device)
     images = torch.randn(args.batch, 3, args.size, args.size, generator=gen).to(device)
     targets = _targets(args.batch, args.boxes, num_classes, gen, device)
     grid = args.size // 32

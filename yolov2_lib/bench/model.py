@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         for conf in args.conf:
             fns[f"post {conf:g}"] = (lambda conf=conf: postprocess(
                 raw, model.anchors, model.num_classes, conf_threshold=conf, nms_threshold=args.nms,
-                top_k=args.top_k, input_size=(args.size, args.size), image_sizes=image_sizes))
+                top_k=args.top_k, input_size=(args.size, args.size), image_sizes=image_sizes,
+                location=model.config.location))
         with torch.inference_mode():
             times = interleaved_times(fns, args.repeats, args.warmup, device)
             outputs = {name: net(x_cl if cl else x).float() for name, net, cl in variants}
@@ -186,7 +187,7 @@ def _post_rows(times: dict[str, list[float]], raw: Tensor, model: YOLOv2, args: 
     fastest = min((name for name, _, _ in variants), key=lambda name: statistics.median(times[name]))
     fastest_s = statistics.median(times[fastest])
     with torch.inference_mode():
-        decoded = decode(raw, model.anchors, model.num_classes)
+        decoded = decode(raw, model.anchors, model.num_classes, model.config.location)
         scores = decoded.objectness.unsqueeze(-1) * decoded.class_probs  # (B, H, W, A, C)
     print(f"post-processing (decode, score filter, class-wise NMS {args.nms}, top {args.top_k}) of batch {batch}; "
           f"share of the plain forward and of the fastest ({fastest}); target < 5 %")
@@ -196,7 +197,7 @@ def _post_rows(times: dict[str, list[float]], raw: Tensor, model: YOLOv2, args: 
         seconds = statistics.median(times[f"post {conf:g}"])
         with torch.inference_mode():
             dets = postprocess(raw, model.anchors, model.num_classes, conf_threshold=conf, nms_threshold=args.nms,
-                               top_k=args.top_k)
+                               top_k=args.top_k, location=model.config.location)
         row = {
             "batch": batch, "conf_threshold": conf, "nms_threshold": args.nms, "top_k": args.top_k,
             "median_s": seconds, "times_s": times[f"post {conf:g}"],

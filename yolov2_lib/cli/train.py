@@ -101,7 +101,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model = YOLOv2(YOLOv2Config(**run["model_config"]))
         print(f"resuming from {resume}")
     elif args.init:
-        model, init_record = _initial_model(args.init, class_names)
+        model, init_record = _initial_model(args.init, class_names, args)
     else:
         grid = config.eval_size // 32
         if args.anchors in (None, "kmeans"):
@@ -112,7 +112,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       f"{found.mean_iou:.4f}: " + " ".join(f"{w:.3f},{h:.3f}" for w, h in anchors))
         else:
             anchors = _anchor_list(args.anchors)
-        model = YOLOv2(num_classes=len(class_names), anchors=anchors, width=args.width or 1.0)
+        model = YOLOv2(num_classes=len(class_names), anchors=anchors, width=args.width or 1.0,
+                       **_ablation_config(args))
     trainer = Trainer(model, train_set, config, val_data=val_set, class_names=class_names, resume=resume)
     if trainer.resumed_changes and trainer.rank == 0:
         print(f"from update {trainer.iteration + 1} on: " + ", ".join(
@@ -151,6 +152,24 @@ def _anchor_list(value) -> list[list[float]]:
     return {"voc": VOC_ANCHORS, "coco": COCO_ANCHORS}[value].tolist() if isinstance(value, str) else value
 
 
+def _ablation_config(args: argparse.Namespace) -> dict:
+    """The :class:`~yolov2_lib.model.YOLOv2Config` fields of ``--no-batch-norm``, ``--no-passthrough``
+    and ``--location``, each at the paper's choice unless its option says otherwise."""
+    return {"batch_norm": not args.no_batch_norm, "passthrough": not args.no_passthrough,
+            "location": args.location or "direct"}
+
+
+def _ablation_changes(args: argparse.Namespace, net: dict) -> list[str]:
+    """The ablation options given that contradict a saved network's configuration ``net``
+    (a configuration saved before these switches existed has the paper's choices)."""
+    changed = {
+        "--no-batch-norm": bool(args.no_batch_norm) and net.get("batch_norm", True),
+        "--no-passthrough": bool(args.no_passthrough) and net.get("passthrough", True),
+        "--location": args.location is not None and args.location != net.get("location", "direct"),
+    }
+    return [option for option, differs in changed.items() if differs]
+
+
 def _same_anchors(a, b) -> bool:
     return len(a) == len(b) and all(abs(x - y) < 1e-6 for p, q in zip(a, b) for x, y in zip(p, q))
 
@@ -165,6 +184,7 @@ def _check_resume(args: argparse.Namespace, out: Path, resume: Path, run: dict) 
         "--num-anchors": args.num_anchors is not None and args.num_anchors != len(anchors),
         "--anchors": args.anchors not in (None, "kmeans") and not _same_anchors(_anchor_list(args.anchors), anchors),
         "--letterbox": bool(args.letterbox) and not run.get("letterbox"),
+        **{option: True for option in _ablation_changes(args, net)},
     }
     for option, differs in changed.items():
         if differs:
@@ -181,9 +201,17 @@ def _check_resume(args: argparse.Namespace, out: Path, resume: Path, run: dict) 
                           "replace it; choose another --out, or pass --force to replace it.")
 
 
-def _initial_model(name: str, class_names: list[str]):
+def _initial_model(name: str, class_names: list[str], args: argparse.Namespace):
     """The model of ``--init``: a checkpoint's (or shipped detector's) network and weights."""
+    from dataclasses import asdict
+
     loaded, path = _load(name, what="--init: ")
+    net = asdict(loaded.model.config)
+    changed = _ablation_changes(args, net)
+    if changed:
+        raise YOLOv2Error(f"--init: {path} has batch_norm={net['batch_norm']}, passthrough={net['passthrough']}, "
+                          f"location={net['location']!r}, which {', '.join(changed)} would change: --init keeps "
+                          "the checkpoint's network; leave the option out, or train a new run without --init.")
     if list(loaded.class_names) != list(class_names):
         raise YOLOv2Error(f"--init: {path} detects {', '.join(loaded.class_names)} but the training data has "
                           f"{', '.join(class_names)}: the same classes in the same order are needed (pass --classes).")
@@ -220,7 +248,14 @@ def _add_train_parser(sub) -> None:
                    help="start from these weights (a run's best.pt/last.pt, exported weights, or a shipped name "
                         "such as bccd; the EMA's when kept) with a fresh optimizer and schedule: fine-tuning. "
                         "The network (width, anchors, classes) is the checkpoint's; --width and --anchors are "
-                        "not used")
+                        "not used, and --no-batch-norm, --no-passthrough or --location must agree with it")
+    m.add_argument("--no-batch-norm", action="store_true",
+                   help="ablation: no batch norm; every convolution but the head's gets a bias instead")
+    m.add_argument("--no-passthrough", action="store_true",
+                   help="ablation: no passthrough branch; the last 3x3 conv reads the 13x13 map alone")
+    m.add_argument("--location", choices=("direct", "offset"),
+                   help="how t_x, t_y place a box's centre: direct (YOLO v2's sigmoid offset in the cell) or "
+                        "offset (ablation: the RPN-style c_x + 0.5 + t_x p_w, unconstrained) (default: direct)")
     s = t.add_argument_group("schedule")
     s.add_argument("--epochs", type=_positive, help=f"passes over the training split (default: {D.epochs})")
     s.add_argument("--max-iterations", type=int, help="stop after this many updates instead")

@@ -171,7 +171,7 @@ def cfg_differences(
 ) -> list[dict[str, tuple[str | None, str | None]]]:
     """Section by section, where two parsed ``.cfg`` files differ.
 
-    Chapter 2 uses it to show that ``darknet19_448.cfg`` changes only the
+    Chapter 2's Going deeper page uses it to show that ``darknet19_448.cfg`` changes only the
     ``[net]`` section of ``darknet19.cfg``, and that ``to_darknet_cfg(YOLOv2())``
     is ``yolov2-voc.cfg`` layer for layer. Numbers are compared as darknet
     reads them (float32, lists item by item), other values as text.
@@ -284,14 +284,22 @@ def to_darknet_cfg(model: nn.Module, height: int = 416, width: int | None = None
     """Write the darknet ``.cfg`` text of a ``YOLOv2`` or ``Darknet19``.
 
     With :func:`save_darknet_weights` this exports a model to darknet; the
-    cfg of ``YOLOv2()`` is layer for layer ``yolov2-voc.cfg``.
+    cfg of ``YOLOv2()`` is layer for layer ``yolov2-voc.cfg``. A model without batch
+    norm writes its convolutions without ``batch_normalize=1`` (darknet then stores a
+    bias per filter); one without the passthrough writes no ``[route]``/``[reorg]``
+    layers, the last 3x3 convolution following the two on the 13x13 map.
 
     Args:
-        model: a ``YOLOv2`` (darknet reorg order, leaky slope 0.1) or ``Darknet19``.
+        model: a ``YOLOv2`` (darknet reorg order, leaky slope 0.1, direct location
+            prediction) or ``Darknet19``.
         height, width: the input size written in ``[net]`` (width defaults to height).
 
     Returns:
         The cfg text.
+
+    Raises:
+        YOLOv2Error: a model darknet cannot run as it is, e.g. one with ``location="offset"``
+            (darknet's ``[region]`` layer reads the centre through a sigmoid).
     """
     width = height if width is None else width
     if not isinstance(model, (YOLOv2, Darknet19)):
@@ -303,6 +311,9 @@ def to_darknet_cfg(model: nn.Module, height: int = 416, width: int | None = None
         raise YOLOv2Error(f"darknet reads 3-channel images; this model takes {config.in_channels}.")
     if isinstance(model, YOLOv2) and config.reorg != "darknet":
         raise YOLOv2Error("darknet's [reorg] computes the darknet order; this model uses reorg='space_to_depth'.")
+    if isinstance(model, YOLOv2) and config.location != "direct":
+        raise YOLOv2Error(f"darknet's [region] layer decodes with direct location prediction (sigmoid offsets); "
+                          f"this model uses location={config.location!r}, which darknet cannot express.")
     out = [
         "[net]", "batch=1", "subdivisions=1", f"height={height}", f"width={width}", "channels=3",
         "momentum=0.9", "decay=0.0005", "angle=0", "saturation=1.5", "exposure=1.5", "hue=.1",
@@ -334,15 +345,16 @@ def to_darknet_cfg(model: nn.Module, height: int = 416, width: int | None = None
     fine_index = len(model.backbone.stage16) - 1
     for m in model.neck:
         emit(m)
-    deep_index = count - 1
-    out.extend(["[route]", f"layers={fine_index - count}", ""])
-    count += 1
-    if isinstance(model.passthrough.conv, ConvBlock):
-        emit(model.passthrough.conv)
-    out.extend(["[reorg]", "stride=2", ""])
-    count += 1
-    out.extend(["[route]", f"layers=-1,{deep_index - count}", ""])
-    count += 1
+    if model.passthrough is not None:
+        deep_index = count - 1
+        out.extend(["[route]", f"layers={fine_index - count}", ""])
+        count += 1
+        if isinstance(model.passthrough.conv, ConvBlock):
+            emit(model.passthrough.conv)
+        out.extend(["[reorg]", "stride=2", ""])
+        count += 1
+        out.extend(["[route]", f"layers=-1,{deep_index - count}", ""])
+        count += 1
     emit(model.merge)
     emit(model.head)
     anchors = ", ".join(f"{np.format_float_positional(np.float32(w))},{np.format_float_positional(np.float32(h))}"

@@ -8,7 +8,8 @@ the browser with the formulas of the library:
   ``b_w = p_w exp(t_w) / W``, and the same for ``y`` and ``h``; the centre stays in the cell;
 - the unconstrained reading of Faster R-CNN's region proposal network, as
   :func:`yolov2_lib.viz.draw_location` draws it: ``x = x_a + t_x w_a`` with the anchor
-  centred in the cell (``x_a = c_x + 0.5`` cells), the size as YOLO v2's.
+  centred in the cell (``x_a = c_x + 0.5`` cells), the size as YOLO v2's
+  (:func:`yolov2_lib.decode.decode_boxes` with ``location="offset"``).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..checkpoint import (CHECKPOINT_FORMAT, _model_config_dict, _remove_stale_temporaries, _rng_state,
-                          _set_rng_state, load_checkpoint, save_checkpoint)
+from ..checkpoint import (CHECKPOINT_FORMAT, _complete_model_config, _model_config_dict, _remove_stale_temporaries,
+                          _rng_state, _set_rng_state, load_checkpoint, save_checkpoint)
 from ..config import TrainConfig, changed_settings, shown
 from ..data.sampler import MultiScaleBatchSampler, detection_collate
 from ..errors import YOLOv2Error
@@ -84,7 +84,7 @@ class Trainer:
 
     Args:
         model: the detector (moved to the chosen device, converted to channels-last
-            when asked). Its ``anchors`` and ``num_classes`` build the default loss.
+            when asked). Its ``anchors``, ``num_classes`` and ``config.location`` build the default loss.
         train_data: a dataset taking :class:`~yolov2_lib.data.sampler.MultiScaleItem`
             requests, e.g. :class:`~yolov2_lib.data.voc.DetectionDataset` with augmentation.
         config: :class:`TrainConfig` (default: the paper's recipe).
@@ -152,7 +152,7 @@ class Trainer:
         self.loss_fn = (loss_fn or YOLOv2Loss(
             model.anchors, model.num_classes, object_scale=cfg.object_scale, noobject_scale=cfg.noobject_scale,
             class_scale=cfg.class_scale, coord_scale=cfg.coord_scale, thresh=cfg.thresh, rescore=cfg.rescore,
-            warmup_images=cfg.warmup_images,
+            warmup_images=cfg.warmup_images, location=getattr(getattr(model, "config", None), "location", "direct"),
         )).to(self.device)
 
         self.train_data, self.val_data = train_data, val_data
@@ -339,6 +339,8 @@ class Trainer:
                 how = f"; {option}" if option else ""
                 problems.append(f"{key} {shown(mine)} (the run's: {shown(theirs)}{how})")
         theirs_net, mine_net = state.get("model_config"), _model_config_dict(self.model)
+        if theirs_net is not None:  # a run saved before a switch existed used its default
+            theirs_net = _complete_model_config(theirs_net)
         if theirs_net is not None and mine_net is not None and theirs_net != mine_net:
             keys = [k for k in mine_net if theirs_net.get(k) != mine_net[k]]
             problems.append("the network: " + ", ".join(

@@ -36,7 +36,8 @@ def draw_location(
     itself, i.e. ``t = 0`` (dotted white); YOLO v2's box from
     :func:`yolov2_lib.decode.decode_boxes` (solid, its centre a dot); with
     ``unconstrained`` also the same ``t`` read as Faster R-CNN's region proposal offsets,
-    ``x = x_a + t_x w_a`` (dashed, its centre a cross), whose centre can leave the cell.
+    ``x = x_a + t_x w_a`` (dashed, its centre a cross), whose centre can leave the cell:
+    :func:`yolov2_lib.decode.decode_boxes` with ``location="offset"``.
 
     Args:
         ax: the axes to draw in.
@@ -71,10 +72,7 @@ def draw_location(
     handles = [patches.Patch(facecolor="none", edgecolor=CLASS_COLORS[3], linestyle=":", label="anchor (t = 0)"),
                patches.Patch(facecolor="none", edgecolor=CLASS_COLORS[1], label="YOLO v2: sigmoid offset")]
     if unconstrained:
-        t_x, t_y, t_w, t_h = (float(v) for v in t)
-        p_w, p_h = float(anchor[0]), float(anchor[1])
-        rpn = torch.tensor([(col + 0.5 + t_x * p_w) / grid, (row + 0.5 + t_y * p_h) / grid,
-                            p_w * np.exp(t_w) / grid, p_h * np.exp(t_h) / grid])
+        rpn = decode.decode_boxes(raw, anchors, location="offset")[row, col, 0]  # (c_x + 0.5 + t_x p_w) / W
         out["rpn"] = _cxcywh_to_pixels(rpn, width, height)
         draw_boxes(ax, [out["rpn"]], colors=CLASS_COLORS[5], lw=2.0, linestyle="--")
         ax.plot([rpn[0] * width], [rpn[1] * height], "X", color=CLASS_COLORS[5], ms=9, mec="white")
