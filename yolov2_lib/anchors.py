@@ -88,7 +88,7 @@ def iou_distance(wh: np.ndarray, centers: np.ndarray) -> np.ndarray:
 def nearest_two(w: np.ndarray, h: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Assignment step of k-means: nearest centre of every box, its distance and the second-nearest distance.
 
-    Chapter 3 (anchor boxes by k-means) shows it.
+    Chapter 3's Going deeper page (inside the k-means) shows it.
 
     One pass per centre over contiguous (n,) columns: for small k this is several
     times faster than an (n, k) matrix followed by ``argmin`` along its short axis.
@@ -261,7 +261,7 @@ class AnchorKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                       centers: np.ndarray) -> np.ndarray:
         """Update step of k-means: the mean (from running sums) or median of each non-empty cluster.
 
-        Chapter 3 (anchor boxes by k-means) shows it.
+        Chapter 3's Going deeper page (inside the k-means) shows it.
 
         Args:
             X: (n, 2) the boxes.

@@ -1,10 +1,11 @@
 """What batch norm does, measured (chapter 2).
 
 YOLO v2 puts batch norm after every convolution and drops dropout. This
-module holds the two small experiments chapter 2 runs to show why: the
-size of the signal through an untrained Darknet-19 with and without its
-batch norms, and a tiny Darknet-style classifier trained on real 8 x 8
-digits with and without batch norm or dropout.
+module holds the two small experiments that chapter 2 and its Going deeper
+page run to show why: the size of the signal through an untrained
+Darknet-19 with and without its batch norms, and a tiny Darknet-style
+classifier trained on real 8 x 8 digits with and without batch norm or
+dropout.
 """
 
 from __future__ import annotations
@@ -130,8 +131,8 @@ def train_classifier(
     """Train a classifier with SGD and momentum on random batches, then measure its accuracy.
 
     The batches come from a generator seeded with ``seed``, so every variant
-    sees the same images in the same order. Chapter 2 trains
-    :func:`tiny_darknet` on scikit-learn's digits with it.
+    sees the same images in the same order. Chapter 2's Going deeper page
+    trains :func:`tiny_darknet` on scikit-learn's digits with it.
 
     Args:
         net: the classifier (trained in place).
