@@ -100,6 +100,7 @@ BENCHMARKS = {
     "data": "one augmented training sample: float pipeline vs the dataset's uint8 one; colour distortion",
     "precision": "the shipped BCCD detector in fp32 and, where native, bf16: speed, mAP, boxes found again",
     "multiscale": "BCCD trained at one size against multi-scale, same command and updates: mAP at 288-608",
+    "ablation": "Table 2 on BCCD: chapter 9's recipe with one idea taken out at a time, per arm and seed",
     "chapter9": "chapter 9 executed as a reader runs it, alone or beside a busy core: updates, time, test mAP",
     "busy": "chapter 9's training alone and beside a CPU-bound process, by torch threads and data workers",
 }

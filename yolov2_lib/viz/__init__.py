@@ -16,7 +16,8 @@ One module per idea, each named after what it draws:
 - ``reorg``: the passthrough's reorg (chapter 7);
 - ``multiscale``: multi-scale training (chapter 8);
 - ``training``: a run's history and its detections (chapter 9);
-- ``measuring``: IoU, matching, precision-recall and AP (section 9.1).
+- ``measuring``: IoU, matching, precision-recall and AP (section 9.1);
+- ``ablation``: the paper's Table 2 measured, idea by idea (chapter 9).
 
 Every name is also available here: ``viz.draw_boxes`` is ``viz.images.draw_boxes``.
 """
@@ -36,6 +37,7 @@ from .reorg import (draw_reorg_cell, draw_reorg_channel, draw_reorg_orders,
                     draw_reorg_planes)
 from .clusters import cluster_colors, cluster_sample, draw_anchor_shapes, draw_clusters
 from .training import draw_detections, plot_history
+from .ablation import plot_ablation
 from .measuring import (OUTCOME_COLORS, draw_ap_rules, draw_iou, draw_matching,
                         plot_pr_curves)
 
@@ -77,6 +79,7 @@ __all__ = [
     "draw_detections",
     "plot_speed_accuracy",
     "plot_scale_experiment",
+    "plot_ablation",
     "OUTCOME_COLORS",
     "draw_iou",
     "draw_matching",
