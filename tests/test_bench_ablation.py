@@ -198,6 +198,7 @@ def test_one_part_trains_scores_and_lands_in_the_record(shared_data, tmp_path, o
     (run,) = ablation.read_record(path)["runs"]
     assert run["arm"] == "offset_location" and run["updates"] == 2 and set(run["map"]) == {"416"}
     assert 0 <= run["map"]["416"]["voc07"] <= 1 and run["train_seconds"] > 0
+    assert set(run["map"]["416"]["ap_voc07"]) == {"RBC", "WBC", "Platelets"}
     from yolov2_lib.checkpoint import model_from_checkpoint
 
     (folder,) = (tmp_path / "work").iterdir()

@@ -881,7 +881,7 @@ def test_hints_and_solutions_stay_closed_until_the_reader_opens_them(browser, bo
         page.wait_for_load_state("load")
         dropdowns = page.locator(".admonition.dropdown")
         titles = [dropdowns.nth(k).locator(".admonition-title").inner_text().strip() for k in range(dropdowns.count())]
-        assert titles.count("Hint") >= 2 and titles.count("Solution") == titles.count("Hint"), titles
+        assert titles.count("Hint") >= 1 and titles.count("Solution") == titles.count("Hint"), titles
         for k in range(dropdowns.count()):
             body = dropdowns.nth(k).locator(":scope > :not(.admonition-title):not(button)").first
             assert not body.is_visible(), f"{page_name}: {titles[k]} {k} is open before it is asked for"

@@ -258,7 +258,9 @@ def run_part(arm: str, seed: int, *, updates: int, work: Path, test_sizes: tuple
     scores = {}
     for size in test_sizes:
         result = evaluate_model(model, test, input_size=size)
-        scores[str(size)] = {"voc07": round(result.map_11point, 4), "area": round(result.map_area, 4)}
+        scores[str(size)] = {"voc07": round(result.map_11point, 4), "area": round(result.map_area, 4),
+                             "ap_voc07": {name: round(float(ap), 4) for name, ap in
+                                          zip(result.class_names, result.ap_11point)}}
     return {"arm": arm, "seed": seed, "updates": updates, "train_seconds": round(seconds, 1), "map": scores,
             "date": date.today().isoformat(), "commit": git_commit(Path(__file__).resolve().parent),
             "hardware": hardware(torch.device("cpu"), 1), "load_average": load_average()}
