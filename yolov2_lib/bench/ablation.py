@@ -232,7 +232,7 @@ def format_summary(rows: dict, metric: str) -> str:
              f"{'arm':<20}{'seeds':>6}{'mAP':>8}{'sd':>6}{'gain':>8}{'interval':>18}{'paper':>8}"]
     for arm, row in rows.items():
         m, g = row["map"], row.get("gain")
-        interval = f"[{g['low']:+.1f}, {g['high']:+.1f}]" if g else ""
+        interval = f"[{g['low']:+.1f}, {g['high']:+.1f}]" if g and g["n"] > 1 else "(one seed)"
         gain = f"{g['mean']:>+8.1f}{interval:>18}" if g else " " * 26
         paper = f"{row['paper_gain']:>+8.1f}" if row.get("paper_gain") is not None else ""
         lines.append(f"{arm:<20}{m['n']:>6}{m['mean']:>8.1f}{m['sd']:>6.1f}{gain}{paper}")
