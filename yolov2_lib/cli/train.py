@@ -162,10 +162,13 @@ def _ablation_config(args: argparse.Namespace) -> dict:
 def _ablation_changes(args: argparse.Namespace, net: dict) -> list[str]:
     """The ablation options given that contradict a saved network's configuration ``net``
     (a configuration saved before these switches existed has the paper's choices)."""
+    from ..checkpoint import _complete_model_config
+
+    net = _complete_model_config(net)
     changed = {
-        "--no-batch-norm": bool(args.no_batch_norm) and net.get("batch_norm", True),
-        "--no-passthrough": bool(args.no_passthrough) and net.get("passthrough", True),
-        "--location": args.location is not None and args.location != net.get("location", "direct"),
+        "--no-batch-norm": bool(args.no_batch_norm) and net["batch_norm"],
+        "--no-passthrough": bool(args.no_passthrough) and net["passthrough"],
+        "--location": args.location is not None and args.location != net["location"],
     }
     return [option for option, differs in changed.items() if differs]
 
